@@ -1,0 +1,143 @@
+/// Gradients of the loss with respect to the three trained weight matrices (layout `[post, pre]`),
+/// summed over the sequences of a batch and then turned into NEST's per-batch mean.
+public final class Gradients<S: Scalar>: @unchecked Sendable {
+    /// `[nRec, nIn]`, `[nRec, nRec]`, `[nOut, nRec]`.
+    public let gIn: Matrix<S>, gRec: Matrix<S>, gOut: Matrix<S>
+
+    public init(nIn: Int, nRec: Int, nOut: Int) {
+        gIn = Matrix(rows: nRec, cols: nIn)
+        gRec = Matrix(rows: nRec, cols: nRec)
+        gOut = Matrix(rows: nOut, cols: nRec)
+    }
+
+    public var all: [Matrix<S>] { [gIn, gRec, gOut] }
+
+    public func zero() { for g in all { g.fill(0) } }
+
+    /// After all sequences of a batch: no autapse gradient, optional division by the learning
+    /// window (all terms, NEST >= 3.9, spec 2.5), then the mean over the batch (spec 4.3).
+    public func finish(batchSize: Int, averageOver learningWindow: Int?) {
+        for j in 0..<gRec.rows { gRec[j, j] = 0 }
+        for g in all {
+            for i in 0..<g.count {
+                if let lw = learningWindow { g.p[i] /= S(lw) }
+                g.p[i] /= S(batchSize)
+            }
+        }
+    }
+}
+
+/// What the gradient of one batch needs besides the network and the histories.
+public struct GradientContext: Sendable {
+    /// c_reg of the firing-rate regularizer.
+    public var cReg: Double
+    /// Per sequence b of the batch: the input columns whose L(T-1) term NEST leaves out
+    /// (inputs that spike at step 1 of the following sequence; spec 6.2). Empty to keep every term.
+    public var droppedLastTerm: [[Int]]
+}
+
+/// Computes e-prop gradients of a simulated batch.
+public protocol GradientComputer<S>: AnyObject {
+    associatedtype S: Scalar
+    /// Adds the gradient of the batch in `seq` (summed over its sequences) to `g`.
+    func accumulate(_ net: Network<S>, _ seq: SequenceBuffers<S>, _ ctx: GradientContext, into g: Gradients<S>)
+}
+
+/// The exact "adjoint" form (spec 5.4): per-neuron backward recursions over the stored
+/// histories, then one GEMM per weight matrix. No per-synapse state.
+public final class AdjointGradient<S: Scalar>: GradientComputer {
+    let batch: Int, steps: Int, nRec: Int, nOut: Int
+    /// `[T * B, nRec]` W~_j(s) = zeta_j wbar_j(s): G_in = W~^T X, G_rec = W~^T Z_prev.
+    let wTilde: Matrix<S>
+    /// `[T, nRec]` the same for the spec 6.2 correction of one sequence.
+    let wCorrection: Matrix<S>
+    /// `[T * B, nOut]` zeta_out errbar(s), errbar(s) = err(s) + kappa errbar(s+1).
+    let errBar: Matrix<S>
+    /// `[B, nRec]` running values of the backward scans and the regularizer r_j of each sequence.
+    let lBar: Matrix<S>, lambda: Matrix<S>, wBar: Matrix<S>, reg: Matrix<S>
+    /// `[B, nOut]`.
+    let errRun: Matrix<S>
+
+    public init(batch B: Int, steps T: Int, nRec: Int, nOut: Int) {
+        batch = B
+        steps = T
+        self.nRec = nRec
+        self.nOut = nOut
+        wTilde = Matrix(rows: T * B, cols: nRec)
+        wCorrection = Matrix(rows: T, cols: nRec)
+        errBar = Matrix(rows: T * B, cols: nOut)
+        lBar = Matrix(rows: B, cols: nRec)
+        lambda = Matrix(rows: B, cols: nRec)
+        wBar = Matrix(rows: B, cols: nRec)
+        reg = Matrix(rows: B, cols: nRec)
+        errRun = Matrix(rows: B, cols: nOut)
+    }
+
+    public func accumulate(_ net: Network<S>, _ seq: SequenceBuffers<S>, _ ctx: GradientContext, into g: Gradients<S>) {
+        let B = batch, T = steps, nRec = self.nRec, nIn = net.nIn
+        let P = net.prop
+        for b in 0..<B {
+            for j in 0..<nRec {
+                reg[b, j] = seq.rateRegularizer(b, j, cReg: S(ctx.cReg), fTarget: P.fTargetPerStep)
+            }
+        }
+        // C = Lbar + r: kappa moved from the eligibility trace to the learning signal (spec 5.4.1).
+        backwardScan(net, seq, rows: 0..<B, out: wTilde, outRowStride: B) { s, q in seq.learningSignal.p[q] }
+        let zPrev = seq.z.p, zNow = seq.z.row(B)
+        S.gemm(transA: true, transB: false, m: nRec, n: nIn, k: T * B, alpha: 1, a: wTilde.p, lda: nRec, b: seq.x.p, ldb: nIn, beta: 1, c: g.gIn.p, ldc: nIn)
+        S.gemm(transA: true, transB: false, m: nRec, n: nRec, k: T * B, alpha: 1, a: wTilde.p, lda: nRec, b: zPrev, ldb: nRec, beta: 1, c: g.gRec.p, ldc: nRec)
+
+        // Spec 6.2: remove L(T-1) ebar(T-1) for the dropped input columns of each sequence.
+        for b in 0..<B where !ctx.droppedLastTerm[b].isEmpty {
+            backwardScan(net, seq, rows: b..<(b + 1), out: wCorrection, outRowStride: 1, noRegularizer: true) { s, q in
+                s == T - 1 ? seq.learningSignal.p[q] : 0
+            }
+            for i in ctx.droppedLastTerm[b] {
+                S.gemv(trans: true, m: T, n: nRec, alpha: -1, a: wCorrection.p, lda: nRec, x: seq.x.p + b * nIn + i, incX: B * nIn, beta: 1, y: g.gIn.p + i, incY: nIn)
+            }
+        }
+
+        // Readout synapses: g_out = sum_s err(s) ztilde(s) = (zeta_out errbar)^T Z.
+        errRun.fill(0)
+        let nOut = self.nOut
+        for s in stride(from: T - 1, through: 0, by: -1) {
+            let e = seq.err.row(s * B), eb = errBar.row(s * B)
+            for q in 0..<(B * nOut) {
+                errRun.p[q] = e[q] + P.kappa * errRun.p[q]
+                eb[q] = P.zetaOut * errRun.p[q]
+            }
+        }
+        S.gemm(transA: true, transB: false, m: nOut, n: nRec, k: T * B, alpha: 1, a: errBar.p, lda: nOut, b: zNow, ldb: nRec, beta: 1, c: g.gOut.p, ldc: nRec)
+    }
+
+    /// The per-neuron backward recursion of spec 5.4.3 for the sequences `rows`, with learning
+    /// signal `signal(s, q)` (q = index into the `[T * B, nRec]` histories). Writes W~ for row
+    /// `s * outRowStride + (b - rows.lowerBound)` of `out`.
+    private func backwardScan(
+        _ net: Network<S>, _ seq: SequenceBuffers<S>, rows: Range<Int>, out: Matrix<S>, outRowStride: Int,
+        noRegularizer: Bool = false, signal: (Int, Int) -> S
+    ) {
+        let B = batch, nRec = self.nRec
+        let P = net.prop
+        let (kappa, rho, beta) = (P.kappa, P.rho, P.beta)
+        let oneMinusKappa = 1 - kappa
+        let alpha = P.alpha.p, zeta = P.zeta.p
+        for b in rows { for j in 0..<nRec { lBar[b, j] = 0; lambda[b, j] = 0; wBar[b, j] = 0 } }
+        for s in stride(from: steps - 1, through: 0, by: -1) {
+            for b in rows {
+                let psi = seq.psi.row(s * B + b)
+                let o = out.row(s * outRowStride + b - rows.lowerBound)
+                let lb = lBar.row(b), lam = lambda.row(b), wb = wBar.row(b), r = reg.row(b)
+                for j in 0..<nRec {
+                    lb[j] = oneMinusKappa * signal(s, (s * B + b) * nRec + j) + kappa * lb[j]
+                    let c = noRegularizer ? lb[j] : lb[j] + r[j]
+                    let ps = psi[j], l = lam[j]
+                    let w = ps * (c + l)
+                    lam[j] = -beta * c * ps + (rho - beta * ps) * l
+                    wb[j] = w + alpha[j] * wb[j]
+                    o[j] = zeta[j] * wb[j]
+                }
+            }
+        }
+    }
+}

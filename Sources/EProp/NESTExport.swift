@@ -1,0 +1,77 @@
+import Foundation
+
+/// Reads a network's initial state from a NEST export in the layout of the project's
+/// reference data (`notebooks-data/reference/`, written by `notebooks-data/crossval/nest_export.py`).
+public enum NESTExport {
+    /// The files `--init DIR` reads.
+    public static let files = [
+        "w_in_rec_init.npy", "w_rec_rec_init.npy", "w_rec_out_init.npy", "w_out_rec_feedback.npy",
+        "tau_m_rec.npy", "input_spike_bool_seq.npy", "target_signal_seq.npy",
+    ]
+
+    public static func load(_ dir: URL) throws -> NetworkInit {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else {
+            throw InitError("--init \(dir.path): folder does not exist")
+        }
+        for f in files where !FileManager.default.fileExists(atPath: dir.appendingPathComponent(f).path) {
+            throw InitError("--init \(dir.path): missing \(f) (a NEST export needs \(files.joined(separator: ", ")))")
+        }
+        func matrix(_ name: String) throws -> (NPYArray, Matrix<Double>) {
+            let a = try NPY.read(dir.appendingPathComponent(name))
+            guard a.values.allSatisfy({ $0.isFinite }) else { throw InitError("\(name): contains NaN or infinity") }
+            switch a.shape.count {
+            case 1: return (a, Matrix(rows: 1, cols: a.shape[0], a.values))
+            case 2: return (a, Matrix(rows: a.shape[0], cols: a.shape[1], a.values))
+            default: throw InitError("\(name): expected a 1- or 2-dimensional array, got shape \(a.shape)")
+            }
+        }
+        let (aIn, wIn) = try matrix("w_in_rec_init.npy")
+        let (aRec, wRec) = try matrix("w_rec_rec_init.npy")
+        let (aOut, wOut) = try matrix("w_rec_out_init.npy")
+        let (aB, feedback) = try matrix("w_out_rec_feedback.npy")
+        let (aTau, tau) = try matrix("tau_m_rec.npy")
+        let (aX, input) = try matrix("input_spike_bool_seq.npy")
+        let (aY, target) = try matrix("target_signal_seq.npy")
+
+        guard aIn.shape.count == 2, aIn.shape[0] > 0, aIn.shape[1] > 0 else {
+            throw InitError("w_in_rec_init.npy: expected shape [n_rec, n_in] with n_rec, n_in > 0, got \(aIn.shape)")
+        }
+        let nRec = aIn.shape[0], nIn = aIn.shape[1]
+        guard aOut.shape.count == 2, aOut.shape[0] > 0 else {
+            throw InitError("w_rec_out_init.npy: expected shape [n_out, n_rec], got \(aOut.shape)")
+        }
+        let nOut = aOut.shape[0]
+        guard aX.shape.count == 2, aX.shape[1] >= 2 else {
+            throw InitError("input_spike_bool_seq.npy: expected shape [n_in, T] with T >= 2, got \(aX.shape)")
+        }
+        let T = aX.shape[1]
+        func expect(_ a: NPYArray, _ name: String, _ shape: [Int], _ meaning: String) throws {
+            guard a.shape == shape else {
+                throw InitError("\(name): expected shape \(shape) (\(meaning)) to match w_in_rec_init.npy [n_rec=\(nRec), n_in=\(nIn)], w_rec_out_init.npy [n_out=\(nOut), ...] and input_spike_bool_seq.npy [..., T=\(T)]; got \(a.shape)")
+            }
+        }
+        try expect(aRec, "w_rec_rec_init.npy", [nRec, nRec], "[n_rec, n_rec]")
+        try expect(aOut, "w_rec_out_init.npy", [nOut, nRec], "[n_out, n_rec]")
+        try expect(aB, "w_out_rec_feedback.npy", [nRec, nOut], "[n_rec, n_out]")
+        try expect(aTau, "tau_m_rec.npy", [nRec], "[n_rec]")
+        try expect(aX, "input_spike_bool_seq.npy", [nIn, T], "[n_in, T]")
+        try expect(aY, "target_signal_seq.npy", [nOut, T], "[n_out, T]")
+        guard aX.values.allSatisfy({ $0 == 0 || $0 == 1 }) else {
+            throw InitError("input_spike_bool_seq.npy: values must be 0 or 1 (spike or not)")
+        }
+        guard tau.flat().allSatisfy({ $0 > 0 }) else { throw InitError("tau_m_rec.npy: tau_m > 0 required (ms)") }
+        for j in 0..<nRec where wRec[j, j] != 0 {
+            throw InitError("w_rec_rec_init.npy: diagonal (autapse) \(j) must be 0, got \(wRec[j, j])")
+        }
+        return NetworkInit(
+            wInRec: wIn, wRecRec: wRec, wRecOut: wOut, wOutRecFeedback: feedback, tauM: tau,
+            inputSpikes: input, target: target)
+    }
+}
+
+/// An `--init` folder that cannot be used.
+public struct InitError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ d: String) { description = d }
+}

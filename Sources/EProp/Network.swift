@@ -1,0 +1,106 @@
+import Foundation
+
+/// Constants derived once from the parameters and the time step (dt = 1 ms), in the engine's
+/// scalar. Voltages are relative to E_L, as NEST keeps them (spec 1.1).
+public struct Propagators<S: Scalar>: Sendable {
+    /// `[1, nRec]` membrane propagator alpha_j = exp(-dt / tau_m,j).
+    public let alpha: Matrix<S>
+    /// `[1, nRec]` spike input scale zeta_j: 1 - alpha_j, or 1 with regular spike arrival.
+    public let zeta: Matrix<S>
+    /// `[1, nRec]` external-current propagator (tau_m,j / C_m)(1 - alpha_j) (mV/pA).
+    public let currentScale: Matrix<S>
+    /// Adaptation propagator rho = exp(-dt / adapt_tau).
+    public let rho: S
+    /// Adaptation prefactor beta (0 for plain LIF).
+    public let beta: S
+    /// Readout propagator kappa = exp(-dt / tau_m,out); also the eligibility filter.
+    public let kappa: S
+    /// Readout spike input scale: 1 - kappa, or 1 with regular spike arrival.
+    public let zetaOut: S
+    /// Readout external-current propagator (tau_out / C_m,out)(1 - kappa).
+    public let currentScaleOut: S
+    /// V_th - E_L (mV): base threshold, and the size of the reset.
+    public let vTh: S
+    /// V_min - E_L (mV), or -infinity.
+    public let vMin: S
+    /// Surrogate height h (1/mV) and width w (mV).
+    public let height: S
+    public let width: S
+    public let surrogate: SurrogateGradient
+    /// Refractory steps n_ref = round(t_ref / dt); a spike blocks steps s+1 ... s+n_ref-1.
+    public let refractorySteps: Int32
+    /// Target rate f* in spikes per step.
+    public let fTargetPerStep: S
+    /// I_e of the recurrent neurons and of the readouts (pA).
+    public let iE: S
+    public let iEOut: S
+    /// E_L of the readouts (mV): y = u + E_L.
+    public let eLOut: S
+
+    public init(config c: TrainingConfig, tauM: Matrix<Double>) {
+        let dt = 1.0
+        let r = c.recurrent
+        let n = tauM.count
+        alpha = Matrix(rows: 1, cols: n)
+        zeta = Matrix(rows: 1, cols: n)
+        currentScale = Matrix(rows: 1, cols: n)
+        for j in 0..<n {
+            let a = Foundation.exp(-dt / tauM.p[j])
+            alpha.p[j] = S(a)
+            zeta.p[j] = S(r.regularSpikeArrival ? 1 : 1 - a)
+            currentScale.p[j] = S(tauM.p[j] / r.cM * (1 - a))
+        }
+        rho = S(Foundation.exp(-dt / r.adaptTau))
+        beta = S(r.resolvedAdaptBeta)
+        let k = Foundation.exp(-dt / c.readout.tauM)
+        kappa = S(k)
+        zetaOut = S(c.readout.regularSpikeArrival ? 1 : 1 - k)
+        currentScaleOut = S(c.readout.tauM / c.readout.cM * (1 - k))
+        vTh = S(r.vTh - r.eL)
+        vMin = r.vMin == -.infinity ? -.infinity : S(r.vMin - r.eL)
+        height = S(r.resolvedHeight)
+        width = S(r.resolvedWidth)
+        surrogate = r.surrogateGradient
+        refractorySteps = Int32((r.tRef / dt).rounded())
+        fTargetPerStep = S(r.fTarget * dt / 1000)
+        iE = S(r.iE)
+        iEOut = S(c.readout.iE)
+        eLOut = S(c.readout.eL)
+    }
+
+    /// psi(d), d = v - A (spec 1.1).
+    @inline(__always) func psi(_ d: S) -> S {
+        let x = abs(d) / width
+        switch surrogate {
+        case .piecewiseLinear: return height * max(0, 1 - x)
+        case .exponential: return height * S(Foundation.exp(-Double(x)))
+        case .fastSigmoidDerivative: return height / ((1 + x) * (1 + x))
+        case .arctanDerivative: return height / (1 + x * x)
+        }
+    }
+}
+
+/// The trainable network: weights in the engine's scalar, layout `[post, pre]` as NEST.
+public final class Network<S: Scalar>: @unchecked Sendable {
+    public let nIn: Int, nRec: Int, nOut: Int
+    /// `[nRec, nIn]` input -> recurrent weights (pA).
+    public let wIn: Matrix<S>
+    /// `[nRec, nRec]` recurrent weights (pA); the diagonal (autapses) stays 0.
+    public let wRec: Matrix<S>
+    /// `[nOut, nRec]` recurrent -> readout weights (pA).
+    public let wOut: Matrix<S>
+    /// `[nRec, nOut]` fixed feedback weights B (pA).
+    public let feedback: Matrix<S>
+    public let prop: Propagators<S>
+
+    public init(_ initial: NetworkInit, config: TrainingConfig) {
+        nIn = initial.nIn
+        nRec = initial.nRec
+        nOut = initial.nOut
+        wIn = initial.wInRec.converted(to: S.self)
+        wRec = initial.wRecRec.converted(to: S.self)
+        wOut = initial.wRecOut.converted(to: S.self)
+        feedback = initial.wOutRecFeedback.converted(to: S.self)
+        prop = Propagators(config: config, tauM: initial.tauM)
+    }
+}

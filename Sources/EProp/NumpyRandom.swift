@@ -1,0 +1,75 @@
+import Foundation
+
+/// numpy's legacy `RandomState`: the MT19937 generator with numpy's integer seeding, its
+/// 53-bit `random_sample` and its polar Box-Muller `gauss` (which caches the second value).
+/// Drawn in the tutorial's order, it reproduces the tutorial's weights and inputs bit for bit.
+public struct NumpyRandomState: Sendable {
+    private var key = [UInt32](repeating: 0, count: 624)
+    private var pos = 624
+    private var hasGauss = false
+    private var gauss = 0.0
+
+    /// `np.random.seed(seed)` for an integer seed in 0 ... 2^32 - 1.
+    public init(seed: UInt32) {
+        var s = seed
+        for i in 0..<624 {
+            key[i] = s
+            s = 1_812_433_253 &* (s ^ (s >> 30)) &+ UInt32(i + 1)
+        }
+    }
+
+    private mutating func refill() {
+        let upper: UInt32 = 0x8000_0000, lower: UInt32 = 0x7fff_ffff
+        for i in 0..<624 {
+            let y = (key[i] & upper) | (key[(i + 1) % 624] & lower)
+            key[i] = key[(i + 397) % 624] ^ (y >> 1) ^ ((y & 1) == 0 ? 0 : 0x9908_b0df)
+        }
+        pos = 0
+    }
+
+    /// Next 32-bit output of MT19937 (tempered).
+    public mutating func nextUInt32() -> UInt32 {
+        if pos == 624 { refill() }
+        var y = key[pos]
+        pos += 1
+        y ^= y >> 11
+        y ^= (y << 7) & 0x9d2c_5680
+        y ^= (y << 15) & 0xefc6_0000
+        y ^= y >> 18
+        return y
+    }
+
+    /// `np.random.random_sample()`: uniform in [0, 1) with 53 random bits.
+    public mutating func uniform() -> Double {
+        let a = Double(nextUInt32() >> 5), b = Double(nextUInt32() >> 6)
+        return (a * 67_108_864.0 + b) / 9_007_199_254_740_992.0
+    }
+
+    /// `np.random.standard_normal()` in the legacy polar form.
+    public mutating func normal() -> Double {
+        if hasGauss {
+            hasGauss = false
+            return gauss
+        }
+        var x1 = 0.0, x2 = 0.0, r2 = 0.0
+        repeat {
+            x1 = 2 * uniform() - 1
+            x2 = 2 * uniform() - 1
+            r2 = x1 * x1 + x2 * x2
+        } while r2 >= 1 || r2 == 0
+        let f = (-2 * Foundation.log(r2) / r2).squareRoot()
+        gauss = f * x1
+        hasGauss = true
+        return f * x2
+    }
+
+    /// `np.random.randn(rows, cols)` in C order.
+    public mutating func randn(_ rows: Int, _ cols: Int) -> [[Double]] {
+        (0..<rows).map { _ in (0..<cols).map { _ in normal() } }
+    }
+
+    /// `np.random.rand(rows, cols)` in C order.
+    public mutating func rand(_ rows: Int, _ cols: Int) -> [[Double]] {
+        (0..<rows).map { _ in (0..<cols).map { _ in uniform() } }
+    }
+}

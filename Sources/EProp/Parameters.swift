@@ -1,0 +1,194 @@
+import Foundation
+
+/// Recurrent neuron model (NEST name in the doc).
+public enum NeuronModel: String, Codable, CaseIterable, Sendable {
+    /// `eprop_iaf_adapt_bsshslm_2020`: LIF with an adaptive threshold.
+    case alif
+    /// `eprop_iaf_bsshslm_2020`: LIF without adaptation (beta = 0).
+    case lif
+}
+
+/// Surrogate gradient psi(d) of the recurrent neurons, d = v - A (spec 1.1; NEST 3.10 names).
+public enum SurrogateGradient: String, Codable, CaseIterable, Sendable {
+    case piecewiseLinear = "piecewise_linear"
+    case exponential = "exponential"
+    case fastSigmoidDerivative = "fast_sigmoid_derivative"
+    case arctanDerivative = "arctan_derivative"
+}
+
+public enum OptimizerKind: String, Codable, CaseIterable, Sendable {
+    case adam
+    case gradientDescent = "gradient-descent"
+}
+
+/// How the e-prop gradient is computed; both give the same gradient up to rounding.
+public enum GradientMethod: String, Codable, CaseIterable, Sendable {
+    /// Eligibility traces kept as `[nRec, nPre]` matrices and advanced every step (spec 5.2,
+    /// the NEST/TensorFlow formulation).
+    case traces
+    /// Exact per-neuron backward recursion plus one GEMM per weight matrix (spec 5.4).
+    case adjoint
+}
+
+public enum Precision: String, Codable, CaseIterable, Sendable {
+    case float, double
+}
+
+/// Parameters of the recurrent population (`eprop_iaf_adapt_bsshslm_2020`), as the tutorial sets them.
+public struct RecurrentParameters: Codable, Equatable, Sendable {
+    public var model: NeuronModel = .alif
+    /// `adapt_tau` (ms): time constant of the adaptive threshold.
+    public var adaptTau = 2000.0
+    /// `adapt_beta` (1): prefactor of the adaptive threshold. `nil`: the tutorial's
+    /// 1.7 (1 - exp(-1/adapt_tau)) / (1 - exp(-1/tau_m_mean)).
+    public var adaptBeta: Double? = nil
+    /// `C_m` (pF): membrane capacitance; only scales the external current `I_e`.
+    public var cM = 250.0
+    /// `c_reg` (1): firing-rate regularization strength.
+    public var cReg = 150.0
+    /// `E_L` (mV): resting potential (the state is kept relative to it).
+    public var eL = 0.0
+    /// `f_target` (spikes/s): target rate of the regularizer.
+    public var fTarget = 20.0
+    /// `gamma` (1), NEST 3.8 form: surrogate height = gamma / V_th unless `surrogateHeight` is set.
+    public var gamma = 0.3
+    /// `surrogate_gradient_height` (1/mV), NEST 3.10 form; `nil`: gamma / V_th.
+    public var surrogateHeight: Double? = nil
+    /// `surrogate_gradient_width` (mV), NEST 3.10 form; `nil`: V_th.
+    public var surrogateWidth: Double? = nil
+    /// `I_e` (pA): constant external current.
+    public var iE = 0.0
+    /// `regular_spike_arrival`: false scales spike input by (1 - exp(-dt/tau_m)), true by 1.
+    public var regularSpikeArrival = false
+    /// `surrogate_gradient_function`.
+    public var surrogateGradient: SurrogateGradient = .piecewiseLinear
+    /// `t_ref` (ms): refractory period.
+    public var tRef = 0.0
+    /// Mean of the per-neuron `tau_m` (ms); also the tau in the tutorial's `adapt_beta`.
+    public var tauMMean = 30.0
+    /// Standard deviation of the per-neuron `tau_m` (ms).
+    public var tauMStd = 2.0
+    /// `V_th` (mV): base spike threshold (absolute).
+    public var vTh = 0.03
+    /// `V_min` (mV): lower bound of the membrane voltage (absolute); `-infinity`: none.
+    public var vMin = -Double.infinity
+
+    public init() {}
+
+    public var resolvedAdaptBeta: Double {
+        guard model == .alif else { return 0 }
+        return adaptBeta ?? 1.7 * (1 - Foundation.exp(-1 / adaptTau)) / (1 - Foundation.exp(-1 / tauMMean))
+    }
+    public var resolvedHeight: Double { surrogateHeight ?? gamma / (vTh - eL) }
+    public var resolvedWidth: Double { surrogateWidth ?? (vTh - eL) }
+}
+
+/// Parameters of the readout population (`eprop_readout_bsshslm_2020`, mean squared error).
+public struct ReadoutParameters: Codable, Equatable, Sendable {
+    /// `tau_m` (ms) of the readouts; also the synapses' `tau_m_readout` (the filter kappa).
+    public var tauM = 50.0
+    /// `C_m` (pF): only scales `I_e`.
+    public var cM = 1.0
+    /// `E_L` (mV).
+    public var eL = 0.0
+    /// `I_e` (pA).
+    public var iE = 0.0
+    /// `regular_spike_arrival`.
+    public var regularSpikeArrival = false
+    public init() {}
+}
+
+/// Optimizer of `eprop_synapse_bsshslm_2020` (NEST's `optimizer` dictionary).
+public struct OptimizerParameters: Codable, Equatable, Sendable {
+    public var kind: OptimizerKind = .adam
+    /// `batch_size`: consecutive sequences whose mean gradient makes one optimizer step.
+    public var batchSize = 1
+    public var beta1 = 0.9
+    public var beta2 = 0.999
+    public var epsilon = 1e-8
+    /// `eta`: learning rate.
+    public var eta = 5e-3
+    /// `Wmin`, `Wmax` (pA): weights are clipped to this range after every step.
+    public var wMin = -100.0
+    public var wMax = 100.0
+    public init() {}
+}
+
+/// Everything that defines a training run.
+public struct TrainingConfig: Codable, Equatable, Sendable {
+    public var nIn = 100
+    public var nRec = 200
+    public var nOut = 2
+    /// `steps["sequence"]`: time steps (of 1 ms) per sequence = per update interval.
+    public var sequence = 1258
+    /// `steps["learning_window"]`: the last steps of each sequence with a non-zero error; `nil`: the whole sequence.
+    public var learningWindow: Int? = nil
+    /// Training iterations; one iteration is one batch of `optimizer.batchSize` sequences.
+    public var iterations = 5
+    /// `input_spike_prob`: spike probability per step of the frozen Poisson input.
+    public var inputSpikeProb = 0.05
+    /// numpy seed of weights and input (and, in eprop-dense, of tau_m).
+    public var seed: UInt32 = 1
+    /// `average_gradient`: divide the gradient by the learning window.
+    public var averageGradient = false
+    /// Reproduce NEST's missing L(T-1) term for inputs that spike at step 1 of the next sequence (spec 6.2).
+    public var nestMissingLearningSignal = true
+    public var recurrent = RecurrentParameters()
+    public var readout = ReadoutParameters()
+    public var optimizer = OptimizerParameters()
+    public var precision: Precision = .float
+    public var gradient: GradientMethod = .adjoint
+    /// OpenBLAS threads.
+    public var threads = 1
+
+    public init() {}
+
+    public var resolvedLearningWindow: Int { learningWindow ?? sequence }
+
+    /// Checks every parameter; the error names the parameter (as on the command line) and the condition.
+    public func validate() throws {
+        func require(_ ok: Bool, _ name: String, _ condition: String) throws {
+            if !ok { throw ConfigError(parameter: name, requirement: condition) }
+        }
+        try require(nIn > 0, "n-in", "n_in > 0 required (number of input neurons)")
+        try require(nRec > 0, "n-rec", "n_rec > 0 required (number of recurrent neurons)")
+        try require(nOut > 0, "n-out", "n_out > 0 required (number of readout neurons)")
+        try require(sequence >= 2, "sequence", "sequence >= 2 time steps required")
+        let lw = resolvedLearningWindow
+        try require(lw >= 1 && lw <= sequence, "learning-window", "1 <= learning_window <= sequence (\(sequence)) required")
+        try require(iterations >= 1, "iterations", "iterations >= 1 required")
+        try require(inputSpikeProb >= 0 && inputSpikeProb <= 1, "input-spike-prob", "0 <= input_spike_prob <= 1 required")
+        try require(threads >= 1, "threads", "threads >= 1 required")
+        let r = recurrent
+        try require(r.tauMMean > 0 && r.tauMMean.isFinite, "tau-m-mean", "tau_m_mean > 0 required (ms)")
+        try require(r.tauMStd >= 0 && r.tauMStd.isFinite, "tau-m-std", "tau_m_std >= 0 required (ms)")
+        try require(r.adaptTau > 0 && r.adaptTau.isFinite, "adapt-tau", "adapt_tau > 0 required (ms)")
+        try require(r.resolvedAdaptBeta >= 0 && r.resolvedAdaptBeta.isFinite, "adapt-beta", "adapt_beta >= 0 required")
+        try require(r.cM > 0 && r.cM.isFinite, "c-m", "C_m > 0 required (pF)")
+        try require(r.cReg >= 0 && r.cReg.isFinite, "c-reg", "c_reg >= 0 required")
+        try require(r.fTarget >= 0 && r.fTarget.isFinite, "f-target", "f_target >= 0 required (spikes/s)")
+        try require(r.vTh > r.eL && r.vTh.isFinite, "v-th", "V_th > E_L required (mV)")
+        try require(r.vMin < r.vTh, "v-min", "V_min < V_th required (mV)")
+        try require(r.tRef >= 0 && r.tRef.isFinite, "t-ref", "t_ref >= 0 required (ms)")
+        try require(r.resolvedHeight >= 0 && r.resolvedHeight.isFinite, "surrogate-gradient-height", "surrogate_gradient_height >= 0 required")
+        try require(r.resolvedWidth > 0 && r.resolvedWidth.isFinite, "surrogate-gradient-width", "surrogate_gradient_width > 0 required (mV)")
+        try require(r.iE.isFinite, "i-e", "I_e must be finite (pA)")
+        try require(readout.tauM > 0 && readout.tauM.isFinite, "tau-m-out", "readout tau_m > 0 required (ms)")
+        try require(readout.cM > 0 && readout.cM.isFinite, "c-m-out", "readout C_m > 0 required (pF)")
+        try require(readout.iE.isFinite, "i-e-out", "readout I_e must be finite (pA)")
+        let o = optimizer
+        try require(o.batchSize >= 1, "batch-size", "batch_size >= 1 required")
+        try require(o.eta > 0 && o.eta.isFinite, "eta", "eta > 0 required")
+        try require(o.beta1 >= 0 && o.beta1 < 1, "beta-1", "0 <= beta_1 < 1 required")
+        try require(o.beta2 >= 0 && o.beta2 < 1, "beta-2", "0 <= beta_2 < 1 required")
+        try require(o.epsilon > 0 && o.epsilon.isFinite, "epsilon", "epsilon > 0 required")
+        try require(o.wMin <= o.wMax, "w-min", "Wmin <= Wmax required (pA)")
+    }
+}
+
+/// A parameter that violates its condition.
+public struct ConfigError: Error, CustomStringConvertible {
+    public let parameter: String
+    public let requirement: String
+    public var description: String { "invalid --\(parameter): \(requirement)" }
+}

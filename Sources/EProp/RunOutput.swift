@@ -1,0 +1,76 @@
+import Foundation
+
+/// Writes a training run's outputs into a run folder: numpy-readable `.npy` arrays named like
+/// NEST's reference exports (so a run folder is itself a valid `--init` folder), `loss.csv`
+/// and `run.json` (configuration, versions, timings).
+public enum RunOutput {
+    public static let version = "0.1.0"
+
+    public static func write<S: Scalar>(
+        _ t: Trainer<S>, to folder: RunFolder, commandLine: [String], initSource: String, trainSeconds: Double
+    ) throws {
+        let i = t.initial
+        let n = t.results.count
+        try folder.write(NPYArray(shape: [n], values: t.results.map(\.loss)), "loss.npy")
+        try folder.write(NPYArray(shape: [n, t.config.optimizer.batchSize], values: t.results.flatMap(\.lossPerSequence)), "loss_per_sequence.npy")
+        try folder.write(NPYArray(shape: [n], values: t.results.map(\.rateHz)), "rate_rec_hz.npy")
+        var csv = "iteration,loss,mean_rate_rec_hz,seconds\n"
+        for r in t.results { csv += "\(r.iteration + 1),\(r.loss),\(r.rateHz),\(r.seconds)\n" }
+        try folder.write(text: csv, "loss.csv")
+
+        try folder.write(NPYArray(i.wInRec), "w_in_rec_init.npy")
+        try folder.write(NPYArray(i.wRecRec), "w_rec_rec_init.npy")
+        try folder.write(NPYArray(i.wRecOut), "w_rec_out_init.npy")
+        try folder.write(NPYArray(i.wOutRecFeedback), "w_out_rec_feedback.npy")
+        try folder.write(NPYArray(vector: i.tauM), "tau_m_rec.npy")
+        try folder.write(NPYArray(i.inputSpikes, dtype: .bool), "input_spike_bool_seq.npy")
+        try folder.write(NPYArray(i.target), "target_signal_seq.npy")
+        try folder.write(NPYArray(t.net.wIn), "w_in_rec_final.npy")
+        try folder.write(NPYArray(t.net.wRec), "w_rec_rec_final.npy")
+        try folder.write(NPYArray(t.net.wOut), "w_rec_out_final.npy")
+        try folder.write(NPYArray(shape: [t.spikeTimesMs.count], values: t.spikeTimesMs), "spikes_rec_times_ms.npy")
+        try folder.write(NPYArray(shape: [t.spikeSenders.count], dtype: .int32, values: t.spikeSenders.map(Double.init)), "spikes_rec_senders.npy")
+
+        let secs = t.results.map(\.seconds).sorted()
+        let record = RunRecord(
+            eprop_dense_version: version, command_line: commandLine, init_source: initSource,
+            date_utc: ISO8601DateFormatter().string(from: Date()), config: t.config,
+            blas: .init(library: BLASRuntime.config, core: BLASRuntime.coreName, threads: BLASRuntime.threads),
+            machine: .init(host: ProcessInfo.processInfo.hostName, cpus: ProcessInfo.processInfo.activeProcessorCount),
+            timings: .init(
+                total_s: trainSeconds, per_iteration_mean_s: secs.reduce(0, +) / Double(max(secs.count, 1)),
+                per_iteration_median_s: secs.isEmpty ? 0 : secs[secs.count / 2]),
+            peak_memory_mb: peakMemoryMB(),
+            final_loss: t.results.last?.loss ?? .nan,
+            notes: "tau_m is drawn by eprop-dense's numpy-compatible generator unless --init gives NEST's; spike times use NEST's spike-recorder stamps (3 + k*T + s ms).")
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        try enc.encode(record).write(to: folder.url("run.json"), options: .atomic)
+    }
+
+    /// Peak resident memory of this process (MB), from getrusage.
+    public static func peakMemoryMB() -> Double {
+        var u = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &u)
+        return Double(u.ru_maxrss) / 1024
+    }
+}
+
+/// The `run.json` record.
+struct RunRecord: Encodable {
+    struct BLAS: Encodable { let library: String, core: String, threads: Int }
+    struct Machine: Encodable { let host: String, cpus: Int }
+    struct Timings: Encodable { let total_s: Double, per_iteration_mean_s: Double, per_iteration_median_s: Double }
+    let eprop_dense_version: String
+    let command_line: [String]
+    let init_source: String
+    let date_utc: String
+    let config: TrainingConfig
+    let blas: BLAS
+    let machine: Machine
+    let timings: Timings
+    let peak_memory_mb: Double
+    let final_loss: Double
+    let notes: String
+}

@@ -1,0 +1,158 @@
+/// Histories and state of one batch of `B` sequences of `T` steps, simulated side by side.
+///
+/// Histories use the layout `[T, B, n]`: row `s * B + b` holds step `s` of sequence `b`, so the
+/// state of one step is a contiguous `[B, n]` block (what the per-step GEMMs read and write) and
+/// a whole history is one `[T * B, n]` matrix (what the gradient GEMMs read).
+/// Allocated once per (B, T); the time loop allocates nothing.
+public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
+    public let batch: Int, steps: Int
+    public let nIn: Int, nRec: Int, nOut: Int
+
+    // Inputs of the batch, set before the forward pass.
+    /// `[T * B, nIn]` input spikes x(s) (0 or 1); step 0 is always 0 (NEST drops it, spec 6.1).
+    public let x: Matrix<S>
+    /// `[T * B, nOut]` targets y*(s).
+    public let target: Matrix<S>
+    /// `[B]` 1 if sequence b is the first of the run (its step 0 sees no latched I_e yet), else 0.
+    public let isFirstOfRun: Matrix<S>
+
+    // Histories written by the forward pass.
+    /// `[(T + 1) * B, nRec]` spikes: block 0 is z(-1) = 0, block s + 1 is z(s).
+    /// Rows `0 ..< T*B` are the presynaptic recurrent input z(s-1); rows `B ..< (T+1)*B` are z(s).
+    public let z: Matrix<S>
+    /// `[T * B, nRec]` surrogate gradient psi(s).
+    public let psi: Matrix<S>
+    /// `[T * B, nRec]` learning signal L(s) = B err(s).
+    public let learningSignal: Matrix<S>
+    /// `[T * B, nOut]` readout membrane u(s) (relative to E_L).
+    public let u: Matrix<S>
+    /// `[T * B, nOut]` error err(s) = y(s) - y*(s) inside the learning window, else 0.
+    public let err: Matrix<S>
+
+    // State of the current step.
+    /// `[B, nRec]` membrane voltage (relative to E_L) and adaptation.
+    public let v: Matrix<S>
+    public let a: Matrix<S>
+    /// `[B, nRec]` spike counts of this sequence (for the rate regularizer).
+    public let spikeCount: Matrix<S>
+    /// `[B, nRec]` refractory counters.
+    let refractory: UnsafeMutablePointer<Int32>
+    /// `[B, nRec]` scratch: synaptic input sum_i W_ji p_i.
+    let current: Matrix<S>
+    /// `[B, nOut]` readout membrane of the current step.
+    let uNow: Matrix<S>
+    /// `[B]` loss 0.5 sum_{s,k} err^2 of each sequence, accumulated in double.
+    public private(set) var loss: [Double]
+
+    public init(batch B: Int, steps T: Int, nIn: Int, nRec: Int, nOut: Int) {
+        batch = B
+        steps = T
+        self.nIn = nIn
+        self.nRec = nRec
+        self.nOut = nOut
+        x = Matrix(rows: T * B, cols: nIn)
+        target = Matrix(rows: T * B, cols: nOut)
+        isFirstOfRun = Matrix(rows: 1, cols: B)
+        z = Matrix(rows: (T + 1) * B, cols: nRec)
+        psi = Matrix(rows: T * B, cols: nRec)
+        learningSignal = Matrix(rows: T * B, cols: nRec)
+        u = Matrix(rows: T * B, cols: nOut)
+        err = Matrix(rows: T * B, cols: nOut)
+        v = Matrix(rows: B, cols: nRec)
+        a = Matrix(rows: B, cols: nRec)
+        spikeCount = Matrix(rows: B, cols: nRec)
+        refractory = .allocate(capacity: B * nRec)
+        refractory.initialize(repeating: 0, count: B * nRec)
+        current = Matrix(rows: B, cols: nRec)
+        uNow = Matrix(rows: B, cols: nOut)
+        loss = [Double](repeating: 0, count: B)
+    }
+
+    deinit { refractory.deallocate() }
+
+    /// Loads the input pattern `[nIn, T]` and target `[nOut, T]` of sequence `b`.
+    public func setSequence(_ b: Int, input: Matrix<Double>, target y: Matrix<Double>) {
+        precondition(input.rows == nIn && input.cols == steps && y.rows == nOut && y.cols == steps)
+        for s in 0..<steps {
+            let xr = x.row(s * batch + b), yr = target.row(s * batch + b)
+            // Why: an input spike arriving at interval step 0 is not transmitted by NEST (spec 6.1).
+            for i in 0..<nIn { xr[i] = s == 0 ? 0 : S(input[i, s]) }
+            for k in 0..<nOut { yr[k] = S(y[k, s]) }
+        }
+    }
+
+    /// Firing-rate regularizer r_j = c_reg (n_j / T - f*) / T of sequence b (spec 2.4).
+    @inline(__always) func rateRegularizer(_ b: Int, _ j: Int, cReg: S, fTarget: S) -> S {
+        let T = S(steps)
+        return cReg * (spikeCount[b, j] / T - fTarget) / T
+    }
+
+    // MARK: forward pass
+
+    /// Simulates the B sequences for T steps with frozen weights, writing the histories
+    /// (spec 1.1 and 1.3, in NEST's order). State is reset at step 0 (interval start, spec 4.1).
+    public func forward(_ net: Network<S>, learningWindow: Int) {
+        let B = batch, T = steps, nRec = self.nRec, nOut = self.nOut
+        let P = net.prop
+        v.fill(0)
+        a.fill(0)
+        spikeCount.fill(0)
+        uNow.fill(0)
+        refractory.update(repeating: 0, count: B * nRec)
+        for b in 0..<B { loss[b] = 0 }
+
+        let alpha = P.alpha.p, zeta = P.zeta.p, iScale = P.currentScale.p
+        let (rho, beta, vTh, vMin, nRef) = (P.rho, P.beta, P.vTh, P.vMin, P.refractorySteps)
+        let vp = v.p, ap = a.p, cnt = spikeCount.p, refr = refractory, cur = current.p
+        let windowStart = T - learningWindow
+
+        for s in 0..<T {
+            let zPrev = z.row(s * B), zNow = z.row((s + 1) * B), psiNow = psi.row(s * B)
+            // 1. Synaptic input: I = x(s) W_in^T + z(s-1) W_rec^T  ([B, nRec]).
+            S.rowsTimesTransposed(rows: B, nPost: nRec, nPre: nIn, alpha: 1, x: x.row(s * B), w: net.wIn.p, beta: 0, out: cur)
+            S.rowsTimesTransposed(rows: B, nPost: nRec, nPre: nRec, alpha: 1, x: zPrev, w: net.wRec.p, beta: 1, out: cur)
+            // 2. Neurons, elementwise, in NEST's order: membrane, adaptation, surrogate, spike.
+            for b in 0..<B {
+                // I_e is latched at the end of the previous step: none before the run's first step.
+                let latched: S = (s == 0 && isFirstOfRun.p[b] != 0) ? 0 : 1
+                for j in 0..<nRec {
+                    let q = b * nRec + j
+                    let zp = zPrev[q]
+                    // Reset by the base threshold one step after the spike, not decayed by alpha.
+                    var vj = alpha[j] * vp[q] + zeta[j] * cur[q] - vTh * zp + iScale[j] * P.iE * latched
+                    vj = max(vj, vMin)
+                    let aj = rho * ap[q] + zp
+                    let threshold = vTh + beta * aj
+                    if refr[q] > 0 { refr[q] -= 1 }
+                    let free = refr[q] == 0
+                    let spike = free && vj >= threshold
+                    psiNow[q] = free ? P.psi(vj - threshold) : 0
+                    zNow[q] = spike ? 1 : 0
+                    if spike {
+                        refr[q] = nRef
+                        cnt[q] += 1
+                    }
+                    vp[q] = vj
+                    ap[q] = aj
+                }
+            }
+            // 3. Readout sees the spikes of the same step: u = kappa u + zeta_out z(s) W_out^T.
+            S.rowsTimesTransposed(rows: B, nPost: nOut, nPre: nRec, alpha: P.zetaOut, x: zNow, w: net.wOut.p, beta: P.kappa, out: uNow.p)
+            let uHist = u.row(s * B), errNow = err.row(s * B), yStar = target.row(s * B)
+            for b in 0..<B {
+                let latched: S = (s == 0 && isFirstOfRun.p[b] != 0) ? 0 : 1
+                for k in 0..<nOut {
+                    let q = b * nOut + k
+                    uNow.p[q] += P.currentScaleOut * P.iEOut * latched
+                    uHist[q] = uNow.p[q]
+                    // Error only inside the learning window (the last LW steps).
+                    let e: S = s >= windowStart ? uNow.p[q] + P.eLOut - yStar[q] : 0
+                    errNow[q] = e
+                    loss[b] += 0.5 * Double(e) * Double(e)
+                }
+            }
+            // 4. Learning signal L(s) = err(s) B^T  ([B, nRec]).
+            S.rowsTimesTransposed(rows: B, nPost: nRec, nPre: nOut, alpha: 1, x: errNow, w: net.feedback.p, beta: 0, out: learningSignal.row(s * B))
+        }
+    }
+}

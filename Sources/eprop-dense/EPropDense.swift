@@ -1,0 +1,278 @@
+import ArgumentParser
+import EProp
+import Foundation
+
+extension Precision: ExpressibleByArgument {}
+extension GradientMethod: ExpressibleByArgument {}
+extension NeuronModel: ExpressibleByArgument {}
+extension SurrogateGradient: ExpressibleByArgument {}
+extension OptimizerKind: ExpressibleByArgument {}
+
+private let defaults = TrainingConfig()
+
+@main
+struct EPropDense: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eprop-dense",
+        abstract: "Train a recurrent spiking network with e-prop, as NEST's tutorial \"learning to generate an infinite loop\".",
+        discussion: """
+            With no options, runs the tutorial: 100 frozen-Poisson inputs, 200 adaptive LIF neurons, \
+            2 readouts drawing a figure eight, Adam, 5 iterations (5000 for convergence). Weights and \
+            input are drawn like the tutorial's numpy code (--seed); tau_m is drawn by eprop-dense's own \
+            generator, since NEST's cannot be reproduced. --init starts from a NEST export instead.
+            Outputs (--out): loss.npy, loss_per_sequence.npy, loss.csv, w_*_init.npy, w_*_final.npy, \
+            tau_m_rec.npy, spikes_rec_*.npy, run.json.
+            """)
+
+    // MARK: task and sizes
+    @Option(help: "Number of input neurons (default: 100; from the arrays with --init).")
+    var nIn: Int?
+    @Option(help: "Number of recurrent neurons (default: 200; from the arrays with --init).")
+    var nRec: Int?
+    @Option(help: "Number of readout neurons (default: 2; from the arrays with --init).")
+    var nOut: Int?
+    @Option(help: "Time steps (of 1 ms) per sequence, the update interval (default: 1258; from the arrays with --init).")
+    var sequence: Int?
+    @Option(help: "Time steps at the end of each sequence with a non-zero error (default: the whole sequence).")
+    var learningWindow: Int?
+    @Option(help: "Training iterations (one batch and one optimizer step each).")
+    var iterations = defaults.iterations
+    @Option(help: "Sequences per batch (NEST optimizer batch_size).")
+    var batchSize = defaults.optimizer.batchSize
+    @Option(help: "Spike probability per time step of the frozen Poisson input.")
+    var inputSpikeProb = defaults.inputSpikeProb
+    @Option(help: "numpy seed of weights and input, as np.random.seed in the tutorial (0 ... 4294967295).")
+    var seed: Int = Int(defaults.seed)
+    @Option(help: "Start from a NEST export folder (w_*_init.npy, w_out_rec_feedback.npy, tau_m_rec.npy, input_spike_bool_seq.npy, target_signal_seq.npy).")
+    var `init`: String?
+
+    // MARK: recurrent neurons
+    @Option(help: "Recurrent neuron model: alif (eprop_iaf_adapt_bsshslm_2020) or lif (eprop_iaf_bsshslm_2020).")
+    var model = defaults.recurrent.model
+    @Option(help: "Mean of the per-neuron membrane time constant tau_m (ms).")
+    var tauMMean = defaults.recurrent.tauMMean
+    @Option(help: "Standard deviation of the per-neuron tau_m (ms).")
+    var tauMStd = defaults.recurrent.tauMStd
+    @Option(help: "Time constant of the adaptive threshold adapt_tau (ms).")
+    var adaptTau = defaults.recurrent.adaptTau
+    @Option(help: "Adaptation prefactor adapt_beta (default: 1.7 (1 - exp(-1/adapt_tau)) / (1 - exp(-1/tau_m_mean))).")
+    var adaptBeta: Double?
+    @Option(name: .customLong("c-m"), help: "Membrane capacitance C_m (pF); only scales I_e.")
+    var cM = defaults.recurrent.cM
+    @Option(help: "Firing-rate regularization strength c_reg.")
+    var cReg = defaults.recurrent.cReg
+    @Option(name: .customLong("e-l"), help: "Resting potential E_L (mV).")
+    var eL = defaults.recurrent.eL
+    @Option(help: "Target firing rate f_target of the regularizer (spikes/s).")
+    var fTarget = defaults.recurrent.fTarget
+    @Option(help: "Surrogate gradient scale gamma (NEST 3.8 form): height = gamma / V_th.")
+    var gamma = defaults.recurrent.gamma
+    @Option(help: "Surrogate gradient height (1/mV, NEST 3.10 form; default: gamma / V_th).")
+    var surrogateGradientHeight: Double?
+    @Option(help: "Surrogate gradient width (mV, NEST 3.10 form; default: V_th).")
+    var surrogateGradientWidth: Double?
+    @Option(help: "Surrogate gradient function: \(SurrogateGradient.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var surrogateGradientFunction = defaults.recurrent.surrogateGradient
+    @Option(name: .customLong("i-e"), help: "Constant external current I_e (pA).")
+    var iE = defaults.recurrent.iE
+    @Flag(help: "Spikes arrive at the end of the step (input scale 1) instead of the beginning (1 - exp(-dt/tau_m)).")
+    var regularSpikeArrival = false
+    @Option(help: "Refractory period t_ref (ms).")
+    var tRef = defaults.recurrent.tRef
+    @Option(name: .customLong("v-th"), help: "Spike threshold V_th (mV).")
+    var vTh = defaults.recurrent.vTh
+    @Option(name: .customLong("v-min"), help: "Lower bound of the membrane voltage V_min (mV; default: none).")
+    var vMin: Double?
+
+    // MARK: readouts
+    @Option(help: "Readout membrane time constant tau_m (ms), also the eligibility filter tau_m_readout.")
+    var tauMOut = defaults.readout.tauM
+
+    // MARK: plasticity and optimizer
+    @Option(help: "Optimizer: adam or gradient-descent.")
+    var optimizer = defaults.optimizer.kind
+    @Option(help: "Learning rate eta.")
+    var eta = defaults.optimizer.eta
+    @Option(name: .customLong("beta-1"), help: "Adam decay rate of the first moment beta_1.")
+    var beta1 = defaults.optimizer.beta1
+    @Option(name: .customLong("beta-2"), help: "Adam decay rate of the second moment beta_2.")
+    var beta2 = defaults.optimizer.beta2
+    @Option(help: "Adam stabilization constant epsilon.")
+    var epsilon = defaults.optimizer.epsilon
+    @Option(name: .customLong("w-min"), help: "Lower weight bound Wmin (pA).")
+    var wMin = defaults.optimizer.wMin
+    @Option(name: .customLong("w-max"), help: "Upper weight bound Wmax (pA).")
+    var wMax = defaults.optimizer.wMax
+    @Flag(help: "Divide the gradient by the learning window (NEST average_gradient).")
+    var averageGradient = false
+    @Flag(inversion: .prefixedNo, help: "Reproduce NEST's missing L(T-1) term for inputs spiking at step 1 of the next sequence.")
+    var nestMissingLearningSignal = true
+
+    // MARK: engine and outputs
+    @Option(help: "Scalar type: float (Float32) or double (Float64, the path compared with NEST).")
+    var precision = defaults.precision
+    @Option(help: "Gradient computation: adjoint (exact backward recursion + GEMM) or traces (per-step eligibility matrices).")
+    var gradient = defaults.gradient
+    @Option(help: "OpenBLAS threads.")
+    var threads = defaults.threads
+    @Option(help: "Output folder (default: runs/<date>-<time>).")
+    var out: String?
+    @Flag(help: "Replace a non-empty --out folder.")
+    var force = false
+    @Option(help: "Iterations whose spikes are recorded: all, none, or first-last.")
+    var recordSpikes = "first-last"
+    @Flag(help: "Print only the final summary.")
+    var quiet = false
+
+    mutating func validate() throws {
+        guard seed >= 0 && seed <= Int(UInt32.max) else {
+            throw ValidationError("invalid --seed: 0 <= seed <= 4294967295 required")
+        }
+        guard ["all", "none", "first-last"].contains(recordSpikes) else {
+            throw ValidationError("invalid --record-spikes: one of all, none, first-last required")
+        }
+        if `init` == nil {
+            try makeConfig(initial: nil).validate()
+        }
+    }
+
+    /// The configuration from the options; with an export, sizes come from its arrays.
+    func makeConfig(initial: NetworkInit?) throws -> TrainingConfig {
+        var c = TrainingConfig()
+        if let i = initial {
+            for (name, given, actual) in [("n-in", nIn, i.nIn), ("n-rec", nRec, i.nRec), ("n-out", nOut, i.nOut), ("sequence", sequence, i.steps)] {
+                if let g = given, g != actual {
+                    throw ValidationError("invalid --\(name): \(g) conflicts with the --init arrays (\(actual)); omit it or pass \(actual)")
+                }
+            }
+            (c.nIn, c.nRec, c.nOut, c.sequence) = (i.nIn, i.nRec, i.nOut, i.steps)
+        } else {
+            c.nIn = nIn ?? c.nIn
+            c.nRec = nRec ?? c.nRec
+            c.nOut = nOut ?? c.nOut
+            c.sequence = sequence ?? c.sequence
+        }
+        c.learningWindow = learningWindow
+        c.iterations = iterations
+        c.inputSpikeProb = inputSpikeProb
+        c.seed = UInt32(clamping: seed)
+        c.averageGradient = averageGradient
+        c.nestMissingLearningSignal = nestMissingLearningSignal
+        c.recurrent.model = model
+        c.recurrent.tauMMean = tauMMean
+        c.recurrent.tauMStd = tauMStd
+        c.recurrent.adaptTau = adaptTau
+        c.recurrent.adaptBeta = adaptBeta
+        c.recurrent.cM = cM
+        c.recurrent.cReg = cReg
+        c.recurrent.eL = eL
+        c.recurrent.fTarget = fTarget
+        c.recurrent.gamma = gamma
+        c.recurrent.surrogateHeight = surrogateGradientHeight
+        c.recurrent.surrogateWidth = surrogateGradientWidth
+        c.recurrent.surrogateGradient = surrogateGradientFunction
+        c.recurrent.iE = iE
+        c.recurrent.regularSpikeArrival = regularSpikeArrival
+        c.recurrent.tRef = tRef
+        c.recurrent.vTh = vTh
+        c.recurrent.vMin = vMin ?? -.infinity
+        c.readout.tauM = tauMOut
+        c.optimizer.kind = optimizer
+        c.optimizer.batchSize = batchSize
+        c.optimizer.eta = eta
+        c.optimizer.beta1 = beta1
+        c.optimizer.beta2 = beta2
+        c.optimizer.epsilon = epsilon
+        c.optimizer.wMin = wMin
+        c.optimizer.wMax = wMax
+        c.precision = precision
+        c.gradient = gradient
+        c.threads = threads
+        return c
+    }
+
+    func run() throws {
+        do {
+            let initial: NetworkInit
+            let config: TrainingConfig
+            if let dir = `init` {
+                initial = try NESTExport.load(URL(fileURLWithPath: dir))
+                config = try makeConfig(initial: initial)
+                try config.validate()
+            } else {
+                config = try makeConfig(initial: nil)
+                initial = InfiniteLoopTask.generate(config)
+            }
+            let outURL = URL(fileURLWithPath: out ?? "runs/\(Self.timestamp())")
+            let folder = try RunFolder(outURL, replace: force)
+            BLASRuntime.setThreads(config.threads)
+            switch config.precision {
+            case .float: try train(Float.self, config, initial, folder)
+            case .double: try train(Double.self, config, initial, folder)
+            }
+        } catch let e as ValidationError {
+            throw e
+        } catch let e as ExitCode {
+            throw e
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+    }
+
+    private func train<S: Scalar>(_: S.Type, _ config: TrainingConfig, _ initial: NetworkInit, _ folder: RunFolder) throws {
+        let runStart = ContinuousClock.now
+        let trainer = Trainer<S>(config: config, initial: initial)
+        let last = config.iterations - 1
+        switch recordSpikes {
+        case "all": trainer.recordedIterations = { _ in true }
+        case "none": trainer.recordedIterations = { _ in false }
+        default: trainer.recordedIterations = { $0 == 0 || $0 == last }
+        }
+        let progress = Progress(total: config.iterations, enabled: !quiet)
+        for _ in 0..<config.iterations {
+            let r = trainer.step()
+            if !quiet {
+                print(String(format: "iteration %5d  loss %.8f  rate %6.2f Hz  time %.4f s", r.iteration + 1, r.loss, r.rateHz, r.seconds))
+            }
+            progress.update(done: r.iteration + 1, lastSeconds: r.seconds)
+        }
+        progress.finish()
+        let trainSeconds = seconds(ContinuousClock.now - runStart)
+        try RunOutput.write(trainer, to: folder, commandLine: CommandLine.arguments, initSource: `init` ?? "seed \(config.seed)", trainSeconds: trainSeconds)
+        try folder.commit()
+        let perIteration = trainer.results.map(\.seconds).reduce(0, +) / Double(trainer.results.count)
+        FileHandle.standardError.write(Data(String(format: "done: %d iterations, final loss %.6f, %.4f s per iteration, peak memory %.1f MB; outputs in %@\n",
+            config.iterations, trainer.results.last!.loss, perIteration, RunOutput.peakMemoryMB(), folder.final.path).utf8))
+    }
+
+    static func timestamp() -> String {
+        let f = DateFormatter()
+        f.dateFormat = "yyyyMMdd-HHmmss"
+        f.timeZone = TimeZone(identifier: "UTC")
+        return f.string(from: Date())
+    }
+}
+
+func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
+
+/// Progress and remaining time on stderr (one updating line on a terminal, sparse lines otherwise).
+final class Progress {
+    let total: Int, enabled: Bool, tty: Bool
+    var elapsed = 0.0
+    var lastPrint = ContinuousClock.now
+    init(total: Int, enabled: Bool) {
+        self.total = total
+        self.enabled = enabled
+        tty = isatty(2) != 0
+    }
+    func update(done: Int, lastSeconds: Double) {
+        elapsed += lastSeconds
+        guard enabled, tty || ContinuousClock.now - lastPrint > .seconds(10) || done == total else { return }
+        lastPrint = ContinuousClock.now
+        let remaining = elapsed / Double(done) * Double(total - done)
+        let line = String(format: "[%d/%d] %.0f%%, %.1f s elapsed, ~%.1f s left", done, total, 100 * Double(done) / Double(total), elapsed, remaining)
+        FileHandle.standardError.write(Data((tty ? "\r\u{1B}[K" + line : line + "\n").utf8))
+    }
+    func finish() { if enabled && tty { FileHandle.standardError.write(Data("\n".utf8)) } }
+}
