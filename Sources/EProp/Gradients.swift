@@ -16,6 +16,8 @@ public final class Gradients<S: Scalar>: @unchecked Sendable {
 
     /// After all sequences of a batch: no autapse gradient, optional division by the learning
     /// window (all terms, NEST >= 3.9, spec 2.5), then the mean over the batch (spec 4.3).
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
     public func finish(batchSize: Int, averageOver learningWindow: Int?) {
         for j in 0..<gRec.rows { gRec[j, j] = 0 }
         for g in all {
@@ -73,6 +75,8 @@ public final class AdjointGradient<S: Scalar>: GradientComputer {
         errRun = Matrix(rows: B, cols: nOut)
     }
 
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
     public func accumulate(_ net: Network<S>, _ seq: SequenceBuffers<S>, _ ctx: GradientContext, into g: Gradients<S>) {
         let B = batch, T = steps, nRec = self.nRec, nIn = net.nIn
         let P = net.prop
@@ -113,6 +117,8 @@ public final class AdjointGradient<S: Scalar>: GradientComputer {
     /// The per-neuron backward recursion of spec 5.4.3 for the sequences `rows`, with learning
     /// signal `signal(s, q)` (q = index into the `[T * B, nRec]` histories). Writes W~ for row
     /// `s * outRowStride + (b - rows.lowerBound)` of `out`.
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
     private func backwardScan(
         _ net: Network<S>, _ seq: SequenceBuffers<S>, rows: Range<Int>, out: Matrix<S>, outRowStride: Int,
         noRegularizer: Bool = false, signal: (Int, Int) -> S

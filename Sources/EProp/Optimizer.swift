@@ -17,6 +17,8 @@ public final class Optimizer<S: Scalar>: @unchecked Sendable {
     }
 
     /// One step on each `weights[n]` with the batch-mean gradient `gradients[n]`.
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
     public func apply(weights: [Matrix<S>], gradients: [Matrix<S>]) {
         precondition(weights.count == m.count && gradients.count == m.count)
         step += 1

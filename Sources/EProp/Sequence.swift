@@ -71,6 +71,8 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
     deinit { refractory.deallocate() }
 
     /// Loads the input pattern `[nIn, T]` and target `[nOut, T]` of sequence `b`.
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
     public func setSequence(_ b: Int, input: Matrix<Double>, target y: Matrix<Double>) {
         precondition(input.rows == nIn && input.cols == steps && y.rows == nOut && y.cols == steps)
         for s in 0..<steps {
@@ -91,6 +93,8 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
 
     /// Simulates the B sequences for T steps with frozen weights, writing the histories
     /// (spec 1.1 and 1.3, in NEST's order). State is reset at step 0 (interval start, spec 4.1).
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
     public func forward(_ net: Network<S>, learningWindow: Int) {
         let B = batch, T = steps, nRec = self.nRec, nOut = self.nOut
         let P = net.prop

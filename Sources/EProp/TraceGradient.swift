@@ -36,6 +36,8 @@ public final class TraceGradient<S: Scalar>: GradientComputer {
         zTilde = Matrix(rows: 1, cols: nRec)
     }
 
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
     public func accumulate(_ net: Network<S>, _ seq: SequenceBuffers<S>, _ ctx: GradientContext, into g: Gradients<S>) {
         let B = batch, T = steps, nIn = self.nIn, nRec = self.nRec, nOut = self.nOut, nPre = self.nPre
         let P = net.prop

@@ -56,6 +56,8 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
 
     /// Runs one iteration and returns its result.
     @discardableResult
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
     public func step() -> IterationResult {
         let start = ContinuousClock.now
         let B = config.optimizer.batchSize, T = seq.steps
@@ -89,6 +91,8 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
     }
 
     /// Appends the batch's recurrent spikes, ordered by time then neuron as NEST's recorder.
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
     private func collectSpikes() {
         let B = seq.batch, T = seq.steps, n = net.nRec
         for b in 0..<B {

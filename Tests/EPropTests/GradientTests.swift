@@ -1,0 +1,61 @@
+import EProp
+import XCTest
+
+/// The two gradient methods compute the same gradient (spec 5.4: the adjoint form is exact).
+final class GradientTests: XCTestCase {
+    /// Largest gradient difference relative to the largest gradient entry, in Float64.
+    /// Both are exact rearrangements of the same sums; measured differences are ~1e-15, the
+    /// bound leaves room for summation-order effects across BLAS kernels.
+    static let relativeAgreement = 1e-11
+
+    private func compare(_ configure: (inout TrainingConfig) -> Void, file: StaticString = #filePath, line: UInt = #line) {
+        var c = smallConfig()
+        configure(&c)
+        let initial = InfiniteLoopTask.generate(c)
+        var results: [Trainer<Double>] = []
+        for method in [GradientMethod.adjoint, .traces] {
+            c.gradient = method
+            let t = Trainer<Double>(config: c, initial: initial)
+            t.step()
+            results.append(t)
+        }
+        let (a, b) = (results[0], results[1])
+        XCTAssertGreaterThan(a.results[0].rateHz, 0, "no spikes: the comparison would be trivial", file: file, line: line)
+        for (ga, gb, name) in zip3(a.gradients.all, b.gradients.all, ["in", "rec", "out"]) {
+            let scale = gb.flat().map(abs).max()!
+            XCTAssertGreaterThan(scale, 0, "gradient \(name) is zero", file: file, line: line)
+            let d = Difference(ga.flat(), gb.flat())
+            XCTAssertLessThanOrEqual(d.maxAbs / scale, Self.relativeAgreement, "gradient \(name): \(d), scale \(scale)", file: file, line: line)
+        }
+    }
+
+    func testTutorialModel() { compare { _ in } }
+    func testPlainLIF() { compare { $0.recurrent.model = .lif } }
+    func testBatchOfThree() { compare { $0.optimizer.batchSize = 3; $0.iterations = 2 } }
+    func testShortLearningWindowAndAveraging() { compare { $0.learningWindow = 120; $0.averageGradient = true } }
+    func testWithoutNESTQuirk() { compare { $0.nestMissingLearningSignal = false } }
+    func testRegularSpikeArrivalAndRefractoriness() { compare { $0.recurrent.regularSpikeArrival = true; $0.recurrent.tRef = 3 } }
+    func testOtherSurrogates() {
+        for f in SurrogateGradient.allCases { compare { $0.recurrent.surrogateGradient = f } }
+    }
+
+    /// The small task must exercise the quirk: some inputs spike at step 1.
+    func testSmallTaskHasStepOneInputs() {
+        let i = InfiniteLoopTask.generate(smallConfig())
+        XCTAssertTrue((0..<i.nIn).contains { i.inputSpikes[$0, 1] != 0 })
+    }
+
+    /// Float32 and Float64 simulate the same spikes on the small task in the first iteration.
+    func testFloatMatchesDoubleSpikes() {
+        var c = smallConfig()
+        c.iterations = 1
+        let initial = InfiniteLoopTask.generate(c)
+        let d = train(Double.self, c, initial)
+        let f = train(Float.self, c, initial)
+        assertSameSpikes(f.spikeTimesMs, f.spikeSenders, d.spikeTimesMs, d.spikeSenders, sequence: c.sequence)
+    }
+}
+
+func zip3<A, B, C>(_ a: [A], _ b: [B], _ c: [C]) -> [(A, B, C)] {
+    (0..<min(a.count, b.count, c.count)).map { (a[$0], b[$0], c[$0]) }
+}

@@ -1,0 +1,59 @@
+import EProp
+import Foundation
+import XCTest
+
+/// The NEST 3.10 export of the tutorial that ships with the repository.
+let referenceDir = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("notebooks-data/reference/nest-3.10-infinite-loop-seed1-iter5")
+
+func reference(_ name: String) throws -> NPYArray { try NPY.read(referenceDir.appendingPathComponent(name)) }
+
+/// The largest absolute difference, where it is, and the first pairs, for failure messages.
+struct Difference: CustomStringConvertible {
+    let maxAbs: Double, maxRel: Double, worstIndex: Int, worstActual: Double, worstExpected: Double
+    init(_ actual: [Double], _ expected: [Double]) {
+        precondition(actual.count == expected.count, "length \(actual.count) != \(expected.count)")
+        var (m, r, w) = (0.0, 0.0, 0)
+        for i in 0..<actual.count {
+            let d = abs(actual[i] - expected[i])
+            if d > m || d.isNaN { (m, w) = (d.isNaN ? .infinity : d, i) }
+            if expected[i] != 0 { r = max(r, d / abs(expected[i])) }
+        }
+        (maxAbs, maxRel, worstIndex) = (m, r, w)
+        worstActual = actual.isEmpty ? 0 : actual[w]
+        worstExpected = expected.isEmpty ? 0 : expected[w]
+    }
+    var description: String {
+        "max |diff| \(maxAbs) (rel \(maxRel)) at index \(worstIndex): \(worstActual) vs \(worstExpected)"
+    }
+}
+
+/// Compares spike lists exactly (times and senders) and reports the first difference.
+func assertSameSpikes(
+    _ times: [Double], _ senders: [Int32], _ refTimes: [Double], _ refSenders: [Int32], sequence T: Int,
+    file: StaticString = #filePath, line: UInt = #line
+) {
+    let n = min(times.count, refTimes.count)
+    for i in 0..<n where times[i] != refTimes[i] || senders[i] != refSenders[i] {
+        let t = Int(min(times[i], refTimes[i])) - 3
+        XCTFail("spike \(i) differs: (\(times[i]) ms, neuron \(senders[i])) vs NEST (\(refTimes[i]) ms, neuron \(refSenders[i])); first differing step: iteration \(t / T), step \(t % T)", file: file, line: line)
+        return
+    }
+    XCTAssertEqual(times.count, refTimes.count, "spike counts differ", file: file, line: line)
+}
+
+/// Runs `iterations` training iterations.
+func train<S: Scalar>(_: S.Type, _ config: TrainingConfig, _ initial: NetworkInit) -> Trainer<S> {
+    let t = Trainer<S>(config: config, initial: initial)
+    for _ in 0..<config.iterations { t.step() }
+    return t
+}
+
+/// A small network for fast tests: the tutorial's task at 20/30/2 with T = 300.
+func smallConfig() -> TrainingConfig {
+    var c = TrainingConfig()
+    (c.nIn, c.nRec, c.nOut, c.sequence, c.seed, c.inputSpikeProb) = (20, 30, 2, 300, 3, 0.1)
+    c.precision = .double
+    return c
+}
