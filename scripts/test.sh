@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The project's test command: Swift unit and NEST-reference tests, then the live cross-validation
+# against NEST 3.10 (short form) when the Python environment exists (scripts/setup.sh creates it).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+swift build -c release --product eprop-dense
+swift test -c release
+if [ -x .venv/bin/python ]; then
+    .venv/bin/python notebooks-data/crossval/crossval.py --quick
+else
+    echo "test.sh: .venv missing, live NEST cross-validation skipped (run scripts/setup.sh)" >&2
+    exit 1
+fi
