@@ -14,6 +14,8 @@ public enum RunOutput {
         try folder.write(NPYArray(shape: [n], values: t.results.map(\.loss)), "loss.npy")
         try folder.write(NPYArray(shape: [n, t.config.optimizer.batchSize], values: t.results.flatMap(\.lossPerSequence)), "loss_per_sequence.npy")
         try folder.write(NPYArray(shape: [n], values: t.results.map(\.rateHz)), "rate_rec_hz.npy")
+        let nOut = t.net.nOut
+        try folder.write(NPYArray(shape: [nOut, n], values: (0..<nOut).flatMap { k in t.results.map { $0.lossPerReadout[k] } }), "loss_per_readout.npy")
         var csv = "iteration,loss,mean_rate_rec_hz,seconds\n"
         for r in t.results { csv += "\(r.iteration + 1),\(r.loss),\(r.rateHz),\(r.seconds)\n" }
         try folder.write(text: csv, "loss.csv")
@@ -28,8 +30,7 @@ public enum RunOutput {
         try folder.write(NPYArray(t.net.wIn), "w_in_rec_final.npy")
         try folder.write(NPYArray(t.net.wRec), "w_rec_rec_final.npy")
         try folder.write(NPYArray(t.net.wOut), "w_rec_out_final.npy")
-        try folder.write(NPYArray(shape: [t.spikeTimesMs.count], values: t.spikeTimesMs), "spikes_rec_times_ms.npy")
-        try folder.write(NPYArray(shape: [t.spikeSenders.count], dtype: .int32, values: t.spikeSenders.map(Double.init)), "spikes_rec_senders.npy")
+        try t.recorder.write(to: folder)
 
         let secs = t.results.map(\.seconds).sorted()
         let record = RunRecord(
@@ -42,7 +43,7 @@ public enum RunOutput {
                 per_iteration_median_s: secs.isEmpty ? 0 : secs[secs.count / 2]),
             peak_memory_mb: peakMemoryMB(),
             final_loss: t.results.last?.loss ?? .nan,
-            notes: "tau_m is drawn by eprop-dense's numpy-compatible generator unless --init gives NEST's; spike times use NEST's spike-recorder stamps (3 + k*T + s ms).")
+            notes: "tau_m is drawn by eprop-dense's numpy-compatible generator unless --init gives NEST's; recordings (rec_*, out_*, spikes_*, wr_*) use NEST's names and time stamps; see README 'Recordings'.")
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")

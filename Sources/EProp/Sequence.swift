@@ -7,6 +7,8 @@
 public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
     public let batch: Int, steps: Int
     public let nIn: Int, nRec: Int, nOut: Int
+    /// Recurrent neurons 0 ..< nRecord whose voltage and adaptation are kept for recordings.
+    public let nRecord: Int
 
     // Inputs of the batch, set before the forward pass.
     /// `[T * B, nIn]` input spikes x(s) (0 or 1); step 0 is always 0 (NEST drops it, spec 6.1).
@@ -28,6 +30,9 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
     public let u: Matrix<S>
     /// `[T * B, nOut]` error err(s) = y(s) - y*(s) inside the learning window, else 0.
     public let err: Matrix<S>
+    /// `[T * B, nRecord]` membrane voltage v(s) and adaptation a(s) of the recorded neurons.
+    public let vRecord: Matrix<S>
+    public let aRecord: Matrix<S>
 
     // State of the current step.
     /// `[B, nRec]` membrane voltage (relative to E_L) and adaptation.
@@ -41,15 +46,20 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
     let current: Matrix<S>
     /// `[B, nOut]` readout membrane of the current step.
     let uNow: Matrix<S>
-    /// `[B]` loss 0.5 sum_{s,k} err^2 of each sequence, accumulated in double.
+    /// Learning window (steps) of the last forward pass.
+    public private(set) var learningWindowUsed = 0
+    /// `[B, nOut]` loss 0.5 sum_s err_k(s)^2 of each sequence and readout, accumulated in double.
     public private(set) var loss: [Double]
 
-    public init(batch B: Int, steps T: Int, nIn: Int, nRec: Int, nOut: Int) {
+    public init(batch B: Int, steps T: Int, nIn: Int, nRec: Int, nOut: Int, nRecord: Int = 0) {
         batch = B
         steps = T
         self.nIn = nIn
         self.nRec = nRec
         self.nOut = nOut
+        self.nRecord = min(nRecord, nRec)
+        vRecord = Matrix(rows: T * B, cols: self.nRecord)
+        aRecord = Matrix(rows: T * B, cols: self.nRecord)
         x = Matrix(rows: T * B, cols: nIn)
         target = Matrix(rows: T * B, cols: nOut)
         isFirstOfRun = Matrix(rows: 1, cols: B)
@@ -65,7 +75,7 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
         refractory.initialize(repeating: 0, count: B * nRec)
         current = Matrix(rows: B, cols: nRec)
         uNow = Matrix(rows: B, cols: nOut)
-        loss = [Double](repeating: 0, count: B)
+        loss = [Double](repeating: 0, count: B * nOut)
     }
 
     deinit { refractory.deallocate() }
@@ -103,12 +113,13 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
         spikeCount.fill(0)
         uNow.fill(0)
         refractory.update(repeating: 0, count: B * nRec)
-        for b in 0..<B { loss[b] = 0 }
+        for q in 0..<(B * nOut) { loss[q] = 0 }
 
         let alpha = P.alpha.p, zeta = P.zeta.p, iScale = P.currentScale.p
         let (rho, beta, vTh, vMin, nRef) = (P.rho, P.beta, P.vTh, P.vMin, P.refractorySteps)
         let vp = v.p, ap = a.p, cnt = spikeCount.p, refr = refractory, cur = current.p
         let windowStart = T - learningWindow
+        learningWindowUsed = learningWindow
 
         for s in 0..<T {
             let zPrev = z.row(s * B), zNow = z.row((s + 1) * B), psiNow = psi.row(s * B)
@@ -139,6 +150,11 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
                     vp[q] = vj
                     ap[q] = aj
                 }
+                let vr = vRecord.row(s * B + b), ar = aRecord.row(s * B + b)
+                for j in 0..<nRecord {
+                    vr[j] = vp[b * nRec + j]
+                    ar[j] = ap[b * nRec + j]
+                }
             }
             // 3. Readout sees the spikes of the same step: u = kappa u + zeta_out z(s) W_out^T.
             S.rowsTimesTransposed(rows: B, nPost: nOut, nPre: nRec, alpha: P.zetaOut, x: zNow, w: net.wOut.p, beta: P.kappa, out: uNow.p)
@@ -152,7 +168,7 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
                     // Error only inside the learning window (the last LW steps).
                     let e: S = s >= windowStart ? uNow.p[q] + P.eLOut - yStar[q] : 0
                     errNow[q] = e
-                    loss[b] += 0.5 * Double(e) * Double(e)
+                    loss[q] += 0.5 * Double(e) * Double(e)
                 }
             }
             // 4. Learning signal L(s) = err(s) B^T  ([B, nRec]).

@@ -8,6 +8,8 @@ public struct IterationResult: Sendable {
     public let loss: Double
     /// `[B]` loss of each sequence.
     public let lossPerSequence: [Double]
+    /// `[nOut]` loss of each readout, mean over the batch.
+    public let lossPerReadout: [Double]
     /// Mean firing rate of the recurrent neurons in this iteration (spikes/s).
     public let rateHz: Double
     /// Wall time of the iteration (s).
@@ -30,20 +32,16 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
 
     public private(set) var iteration = 0
     public private(set) var results: [IterationResult] = []
-    /// 0-based iterations whose recurrent spikes are kept in `spikes`.
-    public var recordedIterations: (Int) -> Bool = { _ in true }
-    /// Recurrent spikes of the recorded iterations, with NEST's spike-recorder time stamps:
-    /// a spike at step s of sequence k has the stamp 3 + k T + s ms (spec 3.1).
-    public private(set) var spikeTimesMs: [Double] = []
-    /// 0-based sender (recurrent neuron) of each spike in `spikeTimesMs`.
-    public private(set) var spikeSenders: [Int32] = []
+    /// Recordings of the chosen iterations (NEST's recorders).
+    public let recorder: Recorder
 
-    public init(config: TrainingConfig, initial: NetworkInit) {
+    public init(config: TrainingConfig, initial: NetworkInit, recording: RecordingOptions = RecordingOptions()) {
         self.config = config
         self.initial = initial
         let B = config.optimizer.batchSize, T = initial.steps
         net = Network(initial, config: config)
-        seq = SequenceBuffers(batch: B, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
+        seq = SequenceBuffers(batch: B, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut, nRecord: recording.nRecord)
+        recorder = Recorder(recording, iterations: config.iterations, batch: B, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
         gradients = Gradients(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
         optimizer = Optimizer(config.optimizer, shapes: [net.wIn, net.wRec, net.wOut].map { ($0.rows, $0.cols) })
         switch config.gradient {
@@ -65,6 +63,7 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         for b in 0..<B { seq.isFirstOfRun.p[b] = (iteration == 0 && b == 0) ? 1 : 0 }
 
         seq.forward(net, learningWindow: config.resolvedLearningWindow)
+        recorder.observe(iteration: iteration, seq, net, eL: config.recurrent.eL, eLOut: config.readout.eL)
 
         // Spec 6.2: the term is missing for every sequence that has a successor in the run.
         let dropped = (0..<B).map { b -> [Int] in
@@ -79,31 +78,17 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
 
         var spikes = 0.0
         for q in 0..<(B * net.nRec) { spikes += Double(seq.spikeCount.p[q]) }
-        if recordedIterations(iteration) { collectSpikes() }
         let elapsed = ContinuousClock.now - start
+        let nOut = net.nOut
         let result = IterationResult(
-            iteration: iteration, loss: seq.loss.reduce(0, +) / Double(B), lossPerSequence: seq.loss,
+            iteration: iteration, loss: seq.loss.reduce(0, +) / Double(B),
+            lossPerSequence: (0..<B).map { b in seq.loss[(b * nOut)..<((b + 1) * nOut)].reduce(0, +) },
+            lossPerReadout: (0..<nOut).map { k in (0..<B).map { seq.loss[$0 * nOut + k] }.reduce(0, +) / Double(B) },
             rateHz: spikes / Double(B * net.nRec * T) * 1000,
             seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
         results.append(result)
         iteration += 1
+        if iteration == config.iterations { recorder.finish(net) }
         return result
-    }
-
-    /// Appends the batch's recurrent spikes, ordered by time then neuron as NEST's recorder.
-    @_specialize(where S == Float)
-    @_specialize(where S == Double)
-    private func collectSpikes() {
-        let B = seq.batch, T = seq.steps, n = net.nRec
-        for b in 0..<B {
-            let k = iteration * B + b
-            for s in 0..<T {
-                let z = seq.z.row((s + 1) * B + b)
-                for j in 0..<n where z[j] != 0 {
-                    spikeTimesMs.append(Double(3 + k * T + s))
-                    spikeSenders.append(Int32(j))
-                }
-            }
-        }
     }
 }

@@ -119,18 +119,24 @@ struct EPropDense: ParsableCommand {
     var out: String?
     @Flag(help: "Replace a non-empty --out folder.")
     var force = false
-    @Option(help: "Iterations whose spikes are recorded: all, none, or first-last.")
-    var recordSpikes = "first-last"
+    @Option(help: "Iterations recorded (dynamics, spikes, weights): first-last, all, none, or a list of 1-based iterations such as 1,100,5000.")
+    var recordIterations = "first-last"
+    @Option(help: "Recurrent neurons whose dynamic variables are recorded (the first n; tutorial n_record).")
+    var nRecord = 1
+    @Option(help: "Senders and targets per projection watched by the weight recorder (tutorial n_record_w).")
+    var nRecordW = 3
     @Flag(help: "Print only the final summary.")
     var quiet = false
+    @Flag(help: "Render the tutorial's five figures (PNG) into the output folder with notebooks-data/plot_run.py (needs Python with matplotlib: bash scripts/setup.sh).")
+    var plot = false
 
     mutating func validate() throws {
         guard seed >= 0 && seed <= Int(UInt32.max) else {
             throw ValidationError("invalid --seed: 0 <= seed <= 4294967295 required")
         }
-        guard ["all", "none", "first-last"].contains(recordSpikes) else {
-            throw ValidationError("invalid --record-spikes: one of all, none, first-last required")
-        }
+        _ = try recordedIterations()
+        guard nRecord >= 0 else { throw ValidationError("invalid --n-record: n_record >= 0 required") }
+        guard nRecordW >= 0 else { throw ValidationError("invalid --n-record-w: n_record_w >= 0 required") }
         if `init` == nil {
             try makeConfig(initial: nil).validate()
         }
@@ -191,6 +197,21 @@ struct EPropDense: ParsableCommand {
         return c
     }
 
+    /// The 0-based iterations to record; `nil` means the first and the last.
+    func recordedIterations() throws -> Set<Int>? {
+        switch recordIterations {
+        case "first-last": return nil
+        case "all": return Set(0..<max(iterations, 0))
+        case "none": return []
+        default:
+            let parts = recordIterations.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !parts.isEmpty, parts.allSatisfy({ $0 != nil && $0! >= 1 && $0! <= iterations }) else {
+                throw ValidationError("invalid --record-iterations: first-last, all, none, or comma-separated iterations between 1 and --iterations (\(iterations)) required")
+            }
+            return Set(parts.map { $0! - 1 })
+        }
+    }
+
     func run() throws {
         do {
             let initial: NetworkInit
@@ -222,13 +243,9 @@ struct EPropDense: ParsableCommand {
 
     private func train<S: Scalar>(_: S.Type, _ config: TrainingConfig, _ initial: NetworkInit, _ folder: RunFolder) throws {
         let runStart = ContinuousClock.now
-        let trainer = Trainer<S>(config: config, initial: initial)
-        let last = config.iterations - 1
-        switch recordSpikes {
-        case "all": trainer.recordedIterations = { _ in true }
-        case "none": trainer.recordedIterations = { _ in false }
-        default: trainer.recordedIterations = { $0 == 0 || $0 == last }
-        }
+        var recording = RecordingOptions()
+        (recording.nRecord, recording.nRecordW, recording.iterations) = (nRecord, nRecordW, try recordedIterations())
+        let trainer = Trainer<S>(config: config, initial: initial, recording: recording)
         let progress = Progress(total: config.iterations, enabled: !quiet)
         for _ in 0..<config.iterations {
             let r = trainer.step()
@@ -241,9 +258,12 @@ struct EPropDense: ParsableCommand {
         let trainSeconds = seconds(ContinuousClock.now - runStart)
         try RunOutput.write(trainer, to: folder, commandLine: CommandLine.arguments, initSource: `init` ?? "seed \(config.seed)", trainSeconds: trainSeconds)
         try folder.commit()
-        let perIteration = trainer.results.map(\.seconds).reduce(0, +) / Double(trainer.results.count)
-        FileHandle.standardError.write(Data(String(format: "done: %d iterations, final loss %.6f, %.4f s per iteration, peak memory %.1f MB; outputs in %@\n",
-            config.iterations, trainer.results.last!.loss, perIteration, RunOutput.peakMemoryMB(), folder.final.path).utf8))
+        let n = Double(trainer.results.count)
+        let perIteration = trainer.results.map(\.seconds).reduce(0, +) / n
+        let meanRate = trainer.results.map(\.rateHz).reduce(0, +) / n
+        FileHandle.standardError.write(Data(String(format: "done: %d iterations, final loss %.6f, mean rate %.2f Hz, %.4f s per iteration, peak memory %.1f MB; outputs in %@\n",
+            config.iterations, trainer.results.last!.loss, meanRate, perIteration, RunOutput.peakMemoryMB(), folder.final.path).utf8))
+        if plot { try Plotter.render(folder.final) }
     }
 
     static func timestamp() -> String {
@@ -275,4 +295,37 @@ final class Progress {
         FileHandle.standardError.write(Data((tty ? "\r\u{1B}[K" + line : line + "\n").utf8))
     }
     func finish() { if enabled && tty { FileHandle.standardError.write(Data("\n".utf8)) } }
+}
+
+/// Runs the repository's matplotlib script on a run folder.
+enum Plotter {
+    static func render(_ runFolder: URL) throws {
+        let fm = FileManager.default
+        // The script sits in the repository: found from the working directory or from the binary
+        // (.build/<config>/eprop-dense).
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        let roots = [URL(fileURLWithPath: fm.currentDirectoryPath),
+                     binary.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent(),
+                     binary.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()]
+        guard let root = roots.first(where: { fm.fileExists(atPath: $0.appendingPathComponent("notebooks-data/plot_run.py").path) }) else {
+            throw PlotError("--plot: notebooks-data/plot_run.py not found; run eprop-dense from the repository folder")
+        }
+        let venvPython = root.appendingPathComponent(".venv/bin/python").path
+        let python = fm.isExecutableFile(atPath: venvPython) ? venvPython : "/usr/bin/env"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: python)
+        p.arguments = (python == venvPython ? [] : ["python3"]) + [root.appendingPathComponent("notebooks-data/plot_run.py").path, runFolder.path]
+        do { try p.run() } catch {
+            throw PlotError("--plot: cannot start Python (\(error.localizedDescription)); install Python 3 with matplotlib: bash scripts/setup.sh")
+        }
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            throw PlotError("--plot: plotting failed (status \(p.terminationStatus)); the run's outputs are saved in \(runFolder.path); install matplotlib with: bash scripts/setup.sh")
+        }
+    }
+}
+
+struct PlotError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
 }

@@ -52,7 +52,7 @@ final class GradientTests: XCTestCase {
         let initial = InfiniteLoopTask.generate(c)
         let d = train(Double.self, c, initial)
         let f = train(Float.self, c, initial)
-        assertSameSpikes(f.spikeTimesMs, f.spikeSenders, d.spikeTimesMs, d.spikeSenders, sequence: c.sequence)
+        assertSameSpikes(f.recorder.spikesRec.times, f.recorder.spikesRec.senders, d.recorder.spikesRec.times, d.recorder.spikesRec.senders, sequence: c.sequence)
     }
 }
 

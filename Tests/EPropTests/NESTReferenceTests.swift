@@ -40,7 +40,7 @@ final class NESTReferenceTests: XCTestCase {
         let loss = t.results.map(\.loss)
         let dl = Difference(loss, refLoss)
         XCTAssertLessThanOrEqual(dl.maxRel, Self.lossRtolDouble, "loss: \(dl)")
-        assertSameSpikes(t.spikeTimesMs, t.spikeSenders, refSpikeTimes, refSpikeSenders, sequence: config.sequence)
+        assertSameSpikes(t.recorder.spikesRec.times, t.recorder.spikesRec.senders, refSpikeTimes, refSpikeSenders, sequence: config.sequence)
         for (w, name) in [(t.net.wIn, "w_in_rec"), (t.net.wRec, "w_rec_rec"), (t.net.wOut, "w_rec_out")] {
             let ref = try reference("\(name)_final.npy").values
             let init0 = try reference("\(name)_init.npy").values
@@ -62,7 +62,7 @@ final class NESTReferenceTests: XCTestCase {
         let d = Difference([t.results[0].loss], [refLoss[0]])
         XCTAssertLessThanOrEqual(d.maxRel, Self.lossRtolFloat, "loss: \(d)")
         let firstSequence = refSpikeTimes.indices.filter { refSpikeTimes[$0] < Double(3 + config.sequence) }
-        assertSameSpikes(t.spikeTimesMs, t.spikeSenders, firstSequence.map { refSpikeTimes[$0] }, firstSequence.map { refSpikeSenders[$0] }, sequence: config.sequence)
+        assertSameSpikes(t.recorder.spikesRec.times, t.recorder.spikesRec.senders, firstSequence.map { refSpikeTimes[$0] }, firstSequence.map { refSpikeSenders[$0] }, sequence: config.sequence)
     }
 
     /// Without NEST's missing L(T-1) term (spec 6.2) the input weights must differ from NEST's

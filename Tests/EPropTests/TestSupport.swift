@@ -45,7 +45,9 @@ func assertSameSpikes(
 
 /// Runs `iterations` training iterations.
 func train<S: Scalar>(_: S.Type, _ config: TrainingConfig, _ initial: NetworkInit) -> Trainer<S> {
-    let t = Trainer<S>(config: config, initial: initial)
+    var recording = RecordingOptions()
+    recording.iterations = Set(0..<config.iterations)
+    let t = Trainer<S>(config: config, initial: initial, recording: recording)
     for _ in 0..<config.iterations { t.step() }
     return t
 }

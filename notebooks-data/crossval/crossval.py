@@ -270,20 +270,10 @@ def tail(path, n=15):
         return "".join(f.readlines()[-n:])
 
 
-def engine_supports(engine, option):
-    """True if `engine --help` mentions option (for options added to the engine after the contract)."""
-    try:
-        out = subprocess.run([engine, "--help"], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return option in out.stdout + out.stderr
-
-
 def run_configs(configs, work, engine, self_test_only, extra_engine_args=()):
     """Export, run and compare every configuration; returns the result tuples."""
-    extra = list(extra_engine_args)
-    if not self_test_only and engine_supports(engine, "--record-spikes"):
-        extra = ["--record-spikes", "all"] + extra  # the engine records only some iterations by default
+    # The engine records only the first and last iteration unless asked for all.
+    extra = ["--record-iterations", "all"] + list(extra_engine_args)
     results = []  # (name, ok, row, problems, t_nest, t_engine)
     for name, what, overrides in configs:
         cfg = full_config(overrides)

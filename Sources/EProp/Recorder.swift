@@ -1,0 +1,179 @@
+import Foundation
+
+/// What to record, as the tutorial's recorders (multimeters, spike recorder, weight recorder).
+public struct RecordingOptions: Sendable {
+    /// Recurrent neurons 0 ..< nRecord get V_m, V_th_adapt, adaptation, surrogate_gradient and
+    /// learning_signal every step (the tutorial's `n_record`, 1).
+    public var nRecord = 1
+    /// The weight recorder watches senders 0 ..< nRecordW of the input and recurrent populations
+    /// and targets 0 ..< nRecordW of the recurrent population plus all readouts (`n_record_w`, 3).
+    public var nRecordW = 3
+    /// Which 0-based iterations are recorded; `nil`: the first and the last.
+    public var iterations: Set<Int>? = nil
+    public init() {}
+}
+
+/// Recordings with NEST's names, meanings and time stamps (spec 3.1, 3.2), in double precision.
+///
+/// Time stamps (ms) for sequence k = iteration * B + b, step s of T:
+/// - recurrent multimeter (`rec_*`): 3 + kT + s, the values of step s;
+/// - readout multimeter (`out_*`): 5 + kT + s, when `readout_signal` shows y(s); `V_m` and
+///   `readout_signal_unnorm` then already show u(s + 1) (the readout output lags its membrane by 1);
+/// - input spikes 2 + kT + s, recurrent spikes 3 + kT + s (NEST's spike-recorder stamps);
+/// - weight recorder: the stamp of each spike that a recorded synapse transmits, with the weight
+///   it transmits with; after the last iteration one more entry per synapse at KT + 4 ms with the
+///   final weight (NEST's forced final update).
+/// Only the chosen iterations are kept, so a 5000-iteration run stays small.
+public final class Recorder: @unchecked Sendable {
+    public let options: RecordingOptions
+    let iterations: Int, batch: Int, steps: Int, nIn: Int, nRec: Int, nOut: Int
+    var nRecord: Int { min(options.nRecord, nRec) }
+
+    public private(set) var recordedIterations: [Int] = []
+    /// Recurrent multimeter: stamps and `[nRecord]` series per recordable.
+    public private(set) var recTimes: [Double] = []
+    public private(set) var rec: [String: [[Double]]]
+    /// Readout multimeter: stamps and `[nOut]` series per recordable.
+    public private(set) var outTimes: [Double] = []
+    public private(set) var out: [String: [[Double]]]
+    public private(set) var spikesIn: (times: [Double], senders: [Int32]) = ([], [])
+    public private(set) var spikesRec: (times: [Double], senders: [Int32]) = ([], [])
+    /// Weight recorder events: stamp, weight, sender population (0 input, 1 recurrent),
+    /// sender index, target population (0 recurrent, 1 readout), target index.
+    public private(set) var weightEvents: [(time: Double, weight: Double, senderPop: Int32, sender: Int32, targetPop: Int32, target: Int32)] = []
+    /// L of the recorded neurons at the last 3 steps of the previous sequence: NEST's
+    /// learning_signal recordable lags the other recordables by 3 steps.
+    private var lastSignal: [[Double]]
+
+    public static let recNames = ["V_m", "surrogate_gradient", "learning_signal", "V_th_adapt", "adaptation"]
+    public static let outNames = ["V_m", "readout_signal", "readout_signal_unnorm", "target_signal", "error_signal"]
+
+    init(_ options: RecordingOptions, iterations: Int, batch: Int, steps: Int, nIn: Int, nRec: Int, nOut: Int) {
+        self.options = options
+        (self.iterations, self.batch, self.steps, self.nIn, self.nRec, self.nOut) = (iterations, batch, steps, nIn, nRec, nOut)
+        let nr = min(options.nRecord, nRec)
+        rec = Dictionary(uniqueKeysWithValues: Self.recNames.map { ($0, [[Double]](repeating: [], count: nr)) })
+        out = Dictionary(uniqueKeysWithValues: Self.outNames.map { ($0, [[Double]](repeating: [], count: nOut)) })
+        lastSignal = [[Double]](repeating: [Double](repeating: 0, count: nr), count: 3)
+    }
+
+    public func isRecorded(_ iteration: Int) -> Bool {
+        options.iterations.map { $0.contains(iteration) } ?? (iteration == 0 || iteration == iterations - 1)
+    }
+
+    /// Called after every forward pass (recorded or not: the learning-signal lag needs the
+    /// previous sequence).
+    func observe<S: Scalar>(iteration: Int, _ seq: SequenceBuffers<S>, _ net: Network<S>, eL: Double, eLOut: Double) {
+        let B = batch, T = steps
+        let recorded = isRecorded(iteration)
+        if recorded { recordedIterations.append(iteration) }
+        let windowStart = T - seq.learningWindowUsed
+        for b in 0..<B {
+            let k = iteration * B + b
+            if recorded {
+                recordSequence(k: k, b: b, seq, net, eL: eL, eLOut: eLOut, windowStart: windowStart)
+            }
+            for d in 0..<3 {
+                let row = seq.learningSignal.row((T - 3 + d) * B + b)
+                for j in 0..<nRecord { lastSignal[d][j] = Double(row[j]) }
+            }
+        }
+    }
+
+    private func recordSequence<S: Scalar>(k: Int, b: Int, _ seq: SequenceBuffers<S>, _ net: Network<S>, eL: Double, eLOut: Double, windowStart: Int) {
+        let B = batch, T = steps, P = net.prop
+        let base = Double(k * T)
+        for s in 0..<T {
+            let row = s * B + b
+            // Recurrent multimeter.
+            recTimes.append(base + 3 + Double(s))
+            let v = seq.vRecord.row(row), a = seq.aRecord.row(row), psi = seq.psi.row(row)
+            for j in 0..<nRecord {
+                rec["V_m"]![j].append(Double(v[j]) + eL)
+                rec["adaptation"]![j].append(Double(a[j]))
+                rec["V_th_adapt"]![j].append(Double(P.vTh + P.beta * a[j]) + eL)
+                rec["surrogate_gradient"]![j].append(Double(psi[j]))
+                rec["learning_signal"]![j].append(s >= 3 ? Double(seq.learningSignal.row((s - 3) * B + b)[j]) : lastSignal[s][j])
+            }
+            // Readout multimeter: sample 5 + kT + s shows y(s) and the membrane u(s + 1).
+            outTimes.append(base + 5 + Double(s))
+            let u = seq.u.row(row), err = seq.err.row(row), target = seq.target.row(row)
+            // After the last step the next sequence starts from u = 0 (no spike can arrive at step 0).
+            let uNext = s + 1 < T ? seq.u.row(row + B) : nil
+            let inWindow = s >= windowStart
+            for q in 0..<nOut {
+                let next = (uNext.map { Double($0[q]) } ?? 0) + eLOut
+                out["V_m"]![q].append(next)
+                out["readout_signal_unnorm"]![q].append(next)
+                out["readout_signal"]![q].append(inWindow ? Double(u[q]) + eLOut : 0)
+                out["target_signal"]![q].append(inWindow ? Double(target[q]) : 0)
+                out["error_signal"]![q].append(Double(err[q]))
+            }
+            // Spikes: inputs are relayed by parrots (stamp 2 + kT + s), recurrent spikes 3 + kT + s.
+            let x = seq.x.row(row), z = seq.z.row(row + B)
+            for i in 0..<nIn where x[i] != 0 {
+                spikesIn.times.append(base + 2 + Double(s))
+                spikesIn.senders.append(Int32(i))
+            }
+            for j in 0..<nRec where z[j] != 0 {
+                spikesRec.times.append(base + 3 + Double(s))
+                spikesRec.senders.append(Int32(j))
+            }
+            // Weight recorder: every transmitted spike of a recorded synapse.
+            let nW = options.nRecordW
+            for i in 0..<min(nW, nIn) where x[i] != 0 {
+                for j in 0..<min(nW, nRec) {
+                    weightEvents.append((base + 2 + Double(s), Double(net.wIn[j, i]), 0, Int32(i), 0, Int32(j)))
+                }
+            }
+            for i in 0..<min(nW, nRec) where z[i] != 0 {
+                // A recurrent spike of the last step arrives at step 0 of the next interval and is
+                // dropped for recurrent targets (spec 6.1), not for readouts.
+                if s < T - 1 {
+                    for j in 0..<min(nW, nRec) where j != i {
+                        weightEvents.append((base + 3 + Double(s), Double(net.wRec[j, i]), 1, Int32(i), 0, Int32(j)))
+                    }
+                }
+                for q in 0..<nOut {
+                    weightEvents.append((base + 3 + Double(s), Double(net.wOut[q, i]), 1, Int32(i), 1, Int32(q)))
+                }
+            }
+        }
+    }
+
+    /// The final weights at KT + 4 ms, as NEST's forced final update records them.
+    func finish<S: Scalar>(_ net: Network<S>) {
+        guard isRecorded(iterations - 1) else { return }
+        let t = Double(iterations * batch * steps + 4)
+        let nW = options.nRecordW
+        for i in 0..<min(nW, nIn) { for j in 0..<min(nW, nRec) { weightEvents.append((t, Double(net.wIn[j, i]), 0, Int32(i), 0, Int32(j))) } }
+        for i in 0..<min(nW, nRec) {
+            for j in 0..<min(nW, nRec) where j != i { weightEvents.append((t, Double(net.wRec[j, i]), 1, Int32(i), 0, Int32(j))) }
+            for q in 0..<nOut { weightEvents.append((t, Double(net.wOut[q, i]), 1, Int32(i), 1, Int32(q))) }
+        }
+    }
+
+    /// Writes the recordings as `.npy` files named as NEST's exports.
+    public func write(to folder: RunFolder) throws {
+        try folder.write(NPYArray(shape: [recordedIterations.count], dtype: .int32, values: recordedIterations.map(Double.init)), "recorded_iterations.npy")
+        try folder.write(NPYArray(shape: [recTimes.count], values: recTimes), "rec_times_ms.npy")
+        for name in Self.recNames {
+            try folder.write(NPYArray(shape: [nRecord, recTimes.count], values: rec[name]!.flatMap { $0 }), "rec_\(name).npy")
+        }
+        try folder.write(NPYArray(shape: [outTimes.count], values: outTimes), "out_times_ms.npy")
+        for name in Self.outNames {
+            try folder.write(NPYArray(shape: [nOut, outTimes.count], values: out[name]!.flatMap { $0 }), "out_\(name).npy")
+        }
+        for (pop, spikes) in [("in", spikesIn), ("rec", spikesRec)] {
+            try folder.write(NPYArray(shape: [spikes.times.count], values: spikes.times), "spikes_\(pop)_times_ms.npy")
+            try folder.write(NPYArray(shape: [spikes.senders.count], dtype: .int32, values: spikes.senders.map(Double.init)), "spikes_\(pop)_senders.npy")
+        }
+        let n = weightEvents.count
+        try folder.write(NPYArray(shape: [n], values: weightEvents.map(\.time)), "wr_times_ms.npy")
+        try folder.write(NPYArray(shape: [n], values: weightEvents.map(\.weight)), "wr_weights.npy")
+        try folder.write(NPYArray(shape: [n], dtype: .int32, values: weightEvents.map { Double($0.senderPop) }), "wr_sender_pop.npy")
+        try folder.write(NPYArray(shape: [n], dtype: .int32, values: weightEvents.map { Double($0.sender) }), "wr_sender_idx.npy")
+        try folder.write(NPYArray(shape: [n], dtype: .int32, values: weightEvents.map { Double($0.targetPop) }), "wr_target_pop.npy")
+        try folder.write(NPYArray(shape: [n], dtype: .int32, values: weightEvents.map { Double($0.target) }), "wr_target_idx.npy")
+    }
+}
