@@ -108,6 +108,16 @@ class Run:
                           "the sequence length T (or run.json with config.sequence)")
 
     @property
+    def batch_size(self):
+        """Sequences per iteration: config.optimizer.batchSize of an eprop-dense run, else 1 (a NEST
+        export counts sequences: its loss.npy has one value per sequence)."""
+        return int(self.config.get("optimizer", {}).get("batchSize", 1))
+
+    @property
+    def steps_per_iteration(self):
+        return self.T * self.batch_size
+
+    @property
     def n_iter(self):
         return len(self.load("loss.npy", "the number of iterations"))
 
@@ -117,11 +127,11 @@ class Run:
         if self.has("recorded_iterations.npy"):
             return [int(i) for i in self.load("recorded_iterations.npy")]
         times = self.load("out_times_ms.npy", "the recorded iterations")
-        return sorted(set(int(i) for i in (times - OFFSET_OUT) // self.T))
+        return sorted(set(int(i) for i in (times - OFFSET_OUT) // self.steps_per_iteration))
 
     def in_iteration(self, times, offset, n):
         """Boolean mask of the time stamps that belong to iteration n."""
-        return (times - offset) // self.T == n
+        return (times - offset) // self.steps_per_iteration == n
 
 
 def load_run(path):
@@ -142,7 +152,7 @@ def plot_pattern(run, iteration=None):
     y_star = run.load("out_target_signal.npy", "the pattern figure")
     times = run.load("out_times_ms.npy", "the pattern figure")
     n = run.recorded_iterations()[-1] if iteration is None else iteration
-    sel = run.in_iteration(times, OFFSET_OUT, n)
+    sel = np.flatnonzero(run.in_iteration(times, OFFSET_OUT, n))[-run.T:]  # its last sequence
 
     fig, ax = plt.subplots(figsize=(5.5, 5), dpi=DPI)
     # As in the tutorial: readout 0 is the horizontal, minus readout 1 the vertical coordinate.
@@ -172,9 +182,9 @@ def _rate_hz(run):
     n_rec = run.load("w_rec_rec_init.npy").shape[0] if run.has("w_rec_rec_init.npy") else None
     if n_rec is None:
         return None
-    it = (times - OFFSET_REC) // run.T  # the forced final-update spikes fall outside 0..n_iter-1
+    it = (times - OFFSET_REC) // run.steps_per_iteration  # the forced final-update spikes fall outside 0..n_iter-1
     counts = np.bincount(it[(it >= 0) & (it < run.n_iter)].astype(int), minlength=run.n_iter)
-    return counts / (n_rec * run.T * 1e-3)
+    return counts / (n_rec * run.steps_per_iteration * 1e-3)
 
 
 def plot_training_error(run):
@@ -226,8 +236,9 @@ def _input_spikes(run):
     pattern = run.load("input_spike_bool_seq.npy", "the input raster (or spikes_in_times_ms.npy)")
     senders, steps = np.nonzero(pattern)
     T = pattern.shape[1]
-    times = np.concatenate([steps + OFFSET_IN + n * T for n in range(run.n_iter)]).astype(float)
-    return times, np.tile(senders, run.n_iter)
+    n_seq = run.n_iter * run.batch_size
+    times = np.concatenate([steps + OFFSET_IN + n * T for n in range(n_seq)]).astype(float)
+    return times, np.tile(senders, n_seq)
 
 
 def _raster(ax, times, senders, color, ylabel):
@@ -294,8 +305,8 @@ def plot_dynamics(run, iteration):
     axs[8].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False)
     for ax in axs:
         ax.tick_params(labelsize=8)
-    start = n * run.T
-    axs[-1].set_xlim(start + OFFSET_IN, start + run.T + OFFSET_OUT)
+    start = n * run.steps_per_iteration
+    axs[-1].set_xlim(start + OFFSET_IN, start + run.steps_per_iteration + OFFSET_OUT)
     axs[-1].set_xlabel("$t$ (ms, NEST time stamps)")
     fig.suptitle(f"spikes and dynamic variables, iteration {n + 1} of {run.n_iter}")
     fig.align_ylabels()
@@ -307,24 +318,28 @@ def plot_dynamics(run, iteration):
 # Figure 4: weight time courses from the weight recorder
 
 
-def _unrecorded_spans(run):
-    """(start, stop) in ms of the iterations without recordings, merged into runs."""
+def _recorded_blocks(run):
+    """Runs of consecutive recorded iterations as [first, last] (0-based). A NEST export (no
+    recorded_iterations.npy) records every iteration: one block."""
     if not run.has("recorded_iterations.npy"):
-        return []
-    recorded = set(run.recorded_iterations())
-    spans = []
-    for n in range(run.n_iter):
-        if n in recorded:
-            continue
-        a, b = OFFSET_REC + n * run.T, OFFSET_REC + (n + 1) * run.T
-        if spans and spans[-1][1] == a:
-            spans[-1] = (spans[-1][0], b)
+        return [[0, run.n_iter - 1]]
+    blocks = []
+    for n in run.recorded_iterations():
+        if blocks and blocks[-1][1] == n - 1:
+            blocks[-1][1] = n
         else:
-            spans.append((a, b))
-    return spans
+            blocks.append([n, n])
+    return blocks
 
 
-def plot_weight_time_courses(run):
+def _iterations_label(a, b):
+    return f"iteration {a + 1}" if a == b else f"iterations {a + 1}-{b + 1}"
+
+
+def plot_weight_time_courses(run, max_columns=4):
+    """Weights of the recorded synapses against time. With gaps in the recording (eprop-dense
+    records only some iterations), each run of recorded iterations gets its own column (a broken
+    time axis); with more than max_columns such runs, one axis with the gaps shaded grey."""
     run = _as_run(run)
     what = "the weight time-course figure"
     t = run.load("wr_times_ms.npy", what)
@@ -333,37 +348,68 @@ def plot_weight_time_courses(run):
     s_idx = run.load("wr_sender_idx.npy", what)
     t_pop = run.load("wr_target_pop.npy", what)
     t_idx = run.load("wr_target_idx.npy", what)
-    t_end = run.n_iter * run.T + OFFSET_OUT
-    spans = _unrecorded_spans(run)
+    T, n_iter = run.steps_per_iteration, run.n_iter
+    t_end = n_iter * T + OFFSET_OUT  # includes NEST's forced final update after the last iteration
 
-    fig, axs = plt.subplots(3, 1, sharex=True, figsize=(8, 6.5), dpi=DPI)
-    for ax, (name, label, (sp, tp), post, pre) in zip(axs, PROJECTIONS):
+    def window(a, b):  # time span (ms) of iterations a..b; the first starts at 0 (initial weights)
+        return (0.0 if a == 0 else OFFSET_REC + a * T - 0.5, t_end if b == n_iter - 1 else OFFSET_REC + (b + 1) * T)
+
+    blocks = _recorded_blocks(run)
+    broken = 1 < len(blocks) <= max_columns
+    windows = [window(a, b) for a, b in blocks] if broken else [(0.0, t_end)]
+    n_col = len(windows)
+    fig, axs = plt.subplots(3, n_col, sharey="row", squeeze=False, dpi=DPI,
+                            figsize=(8 + 1.2 * (n_col - 1), 6.5))
+    for row, (name, label, (sp, tp), post, pre) in enumerate(PROJECTIONS):
         w_init = run.load(f"w_{name}_init.npy", what)
         sel = (s_pop == sp) & (t_pop == tp)
         synapses = sorted(set(zip(s_idx[sel].tolist(), t_idx[sel].tolist())))
-        for i, (s, j) in enumerate(synapses):
-            m = sel & (s_idx == s) & (t_idx == j)
-            # The recorder logs a weight only when the synapse transmits a spike, so, as in the
-            # tutorial, the trace starts with the initial weight at t = 0.
-            times = np.concatenate([[0.0], t[m], [t_end]])
-            weights = np.concatenate([[w_init[j, s]], w[m], [w[m][-1] if m.any() else w_init[j, s]]])
-            ax.step(times, weights, where="post", lw=0.9, c=plt.cm.tab10(i % 10), label=f"{s}$\\to${j}")
-        for a, b in spans:
-            ax.axvspan(a, b, color="0.9", lw=0)
-        ax.set_ylabel(f"{label}\n(pA)")
+        for col, (x0, x1) in enumerate(windows):
+            ax = axs[row, col]
+            for i, (s, j) in enumerate(synapses):
+                m = sel & (s_idx == s) & (t_idx == j)
+                # The recorder logs a weight only when the synapse transmits a spike, so, as in
+                # the tutorial, the trace starts with the initial weight at t = 0.
+                times = np.concatenate([[0.0], t[m], [t_end]])
+                weights = np.concatenate([[w_init[j, s]], w[m], [w[m][-1] if m.any() else w_init[j, s]]])
+                ax.step(times, weights, where="post", lw=0.9, c=plt.cm.tab10(i % 10), label=f"{s}$\\to${j}")
+            if not broken:
+                for a, b in _unrecorded_spans(blocks, T, n_iter):
+                    ax.axvspan(a, b, color="0.9", lw=0)
+            ax.set_xlim(x0, x1)
+            ax.tick_params(labelsize=8)
+            if row == 2 and broken:
+                ax.set_xlabel(_iterations_label(*blocks[col]), fontsize=9)
+            if row < 2:
+                ax.tick_params(labelbottom=False)
+        axs[row, 0].set_ylabel(f"{label}\n(pA)")
+        last = axs[row, -1]
         if synapses:  # which synapse is which: "pre -> post" indices
-            ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=6, frameon=False,
-                      ncol=1 + (len(synapses) - 1) // 6, title="pre$\\to$post", title_fontsize=6)
-        ax.set_title(f"{pre} -> {post}: {len(synapses)} recorded synapses", fontsize=8, loc="right")
-    if spans:
-        axs[0].text(0.01, 0.97, "grey: iterations not recorded", transform=axs[0].transAxes,
-                    fontsize=7, va="top")
-    axs[-1].set_xlabel("$t$ (ms)")
-    axs[-1].set_xlim(0, t_end)
+            last.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=6, frameon=False,
+                        ncol=1 + (len(synapses) - 1) // 6, title="pre$\\to$post", title_fontsize=6)
+        last.text(1.0, 1.02, f"{pre} -> {post}: {len(synapses)} recorded synapses", fontsize=8,
+                  ha="right", va="bottom", transform=last.transAxes)
+    if broken:
+        xlabel = "$t$ (ms); time axis broken between the recorded iterations"
+    elif len(blocks) > 1:
+        xlabel = "$t$ (ms); grey: iterations not recorded"
+    else:
+        xlabel = "$t$ (ms)"
+    fig.supxlabel(xlabel, fontsize=10)
     fig.suptitle("weight time courses (weight recorder)")
-    fig.align_ylabels()
-    fig.tight_layout()
+    fig.align_ylabels(axs[:, 0])
+    fig.tight_layout(w_pad=0.4)
     return fig
+
+
+def _unrecorded_spans(blocks, T, n_iter):
+    """(start, stop) in ms of the gaps between the recorded blocks of iterations."""
+    spans, covered = [], 0
+    for a, b in blocks + [[n_iter, n_iter]]:
+        if a > covered:
+            spans.append((OFFSET_REC + covered * T, OFFSET_REC + a * T))
+        covered = b + 1
+    return spans
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO_ROOT/.venv"
 PYTHON="${PYTHON:-python3}"
-PACKAGES=(nest-simulator==3.10.0 numpy matplotlib)
+PACKAGES=(nest-simulator==3.10.0 numpy matplotlib nbclient nbformat ipykernel)
 
 die() { echo "setup-python.sh: error: $*" >&2; exit 1; }
 

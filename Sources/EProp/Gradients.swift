@@ -36,6 +36,8 @@ public struct GradientContext: Sendable {
     /// Per sequence b of the batch: the input columns whose L(T-1) term NEST leaves out
     /// (inputs that spike at step 1 of the following sequence; spec 6.2). Empty to keep every term.
     public var droppedLastTerm: [[Int]]
+    /// BLAS products or sparse scatters over the spikes.
+    public var kernel: Kernel = .sparse
 }
 
 /// Computes e-prop gradients of a simulated batch.
@@ -59,8 +61,10 @@ public final class AdjointGradient<S: Scalar>: GradientComputer {
     let lBar: Matrix<S>, lambda: Matrix<S>, wBar: Matrix<S>, reg: Matrix<S>
     /// `[B, nOut]`.
     let errRun: Matrix<S>
+    /// `[nIn, nRec]`, `[nRec, nRec]` transposed gradient accumulators of the sparse kernel.
+    let gInT: Matrix<S>, gRecT: Matrix<S>
 
-    public init(batch B: Int, steps T: Int, nRec: Int, nOut: Int) {
+    public init(batch B: Int, steps T: Int, nIn: Int, nRec: Int, nOut: Int) {
         batch = B
         steps = T
         self.nRec = nRec
@@ -73,6 +77,8 @@ public final class AdjointGradient<S: Scalar>: GradientComputer {
         wBar = Matrix(rows: B, cols: nRec)
         reg = Matrix(rows: B, cols: nRec)
         errRun = Matrix(rows: B, cols: nOut)
+        gInT = Matrix(rows: nIn, cols: nRec)
+        gRecT = Matrix(rows: nRec, cols: nRec)
     }
 
     @_specialize(where S == Float)
@@ -86,16 +92,19 @@ public final class AdjointGradient<S: Scalar>: GradientComputer {
             }
         }
         // C = Lbar + r: kappa moved from the eligibility trace to the learning signal (spec 5.4.1).
-        backwardScan(net, seq, rows: 0..<B, out: wTilde, outRowStride: B) { s, q in seq.learningSignal.p[q] }
+        backwardScan(net, seq, rows: 0..<B, out: wTilde, outRowStride: B, correction: false)
         let zPrev = seq.z.p, zNow = seq.z.row(B)
-        S.gemm(transA: true, transB: false, m: nRec, n: nIn, k: T * B, alpha: 1, a: wTilde.p, lda: nRec, b: seq.x.p, ldb: nIn, beta: 1, c: g.gIn.p, ldc: nIn)
-        S.gemm(transA: true, transB: false, m: nRec, n: nRec, k: T * B, alpha: 1, a: wTilde.p, lda: nRec, b: zPrev, ldb: nRec, beta: 1, c: g.gRec.p, ldc: nRec)
+        switch ctx.kernel {
+        case .blas:
+            S.gemm(transA: true, transB: false, m: nRec, n: nIn, k: T * B, alpha: 1, a: wTilde.p, lda: nRec, b: seq.x.p, ldb: nIn, beta: 1, c: g.gIn.p, ldc: nIn)
+            S.gemm(transA: true, transB: false, m: nRec, n: nRec, k: T * B, alpha: 1, a: wTilde.p, lda: nRec, b: zPrev, ldb: nRec, beta: 1, c: g.gRec.p, ldc: nRec)
+        case .sparse:
+            scatter(seq, nIn: nIn, into: g)
+        }
 
         // Spec 6.2: remove L(T-1) ebar(T-1) for the dropped input columns of each sequence.
         for b in 0..<B where !ctx.droppedLastTerm[b].isEmpty {
-            backwardScan(net, seq, rows: b..<(b + 1), out: wCorrection, outRowStride: 1, noRegularizer: true) { s, q in
-                s == T - 1 ? seq.learningSignal.p[q] : 0
-            }
+            backwardScan(net, seq, rows: b..<(b + 1), out: wCorrection, outRowStride: 1, correction: true)
             for i in ctx.droppedLastTerm[b] {
                 S.gemv(trans: true, m: T, n: nRec, alpha: -1, a: wCorrection.p, lda: nRec, x: seq.x.p + b * nIn + i, incX: B * nIn, beta: 1, y: g.gIn.p + i, incY: nIn)
             }
@@ -111,39 +120,75 @@ public final class AdjointGradient<S: Scalar>: GradientComputer {
                 eb[q] = P.zetaOut * errRun.p[q]
             }
         }
-        S.gemm(transA: true, transB: false, m: nOut, n: nRec, k: T * B, alpha: 1, a: errBar.p, lda: nOut, b: zNow, ldb: nRec, beta: 1, c: g.gOut.p, ldc: nRec)
+        switch ctx.kernel {
+        case .blas:
+            S.gemm(transA: true, transB: false, m: nOut, n: nRec, k: T * B, alpha: 1, a: errBar.p, lda: nOut, b: zNow, ldb: nRec, beta: 1, c: g.gOut.p, ldc: nRec)
+        case .sparse:
+            for r in 0..<(T * B) {
+                let z = zNow + r * nRec, eb = errBar.row(r)
+                for i in 0..<nRec where z[i] != 0 {
+                    for k in 0..<nOut { g.gOut.p[k * nRec + i] += eb[k] }
+                }
+            }
+        }
     }
 
-    /// The per-neuron backward recursion of spec 5.4.3 for the sequences `rows`, with learning
-    /// signal `signal(s, q)` (q = index into the `[T * B, nRec]` histories). Writes W~ for row
-    /// `s * outRowStride + (b - rows.lowerBound)` of `out`.
-    @_specialize(where S == Float)
-    @_specialize(where S == Double)
+    /// G_in += W~^T X and G_rec += W~^T Z_prev as scatter-adds of W~ rows over the spikes, into
+    /// transposed accumulators (contiguous rows), then added to `g` in its `[post, pre]` layout.
+    private func scatter(_ seq: SequenceBuffers<S>, nIn: Int, into g: Gradients<S>) {
+        let nRec = self.nRec
+        gInT.fill(0)
+        gRecT.fill(0)
+        for r in 0..<(steps * batch) {
+            let w = wTilde.row(r)
+            for e in seq.inputStart[r]..<seq.inputStart[r + 1] {
+                let acc = gInT.row(Int(seq.inputIndex[e]))
+                for j in 0..<nRec { acc[j] += w[j] }
+            }
+            let zPrev = seq.z.row(r)
+            for i in 0..<nRec where zPrev[i] != 0 {
+                let acc = gRecT.row(i)
+                for j in 0..<nRec { acc[j] += w[j] }
+            }
+        }
+        for j in 0..<nRec {
+            for i in 0..<nIn { g.gIn.p[j * nIn + i] += gInT.p[i * nRec + j] }
+            for i in 0..<nRec { g.gRec.p[j * nRec + i] += gRecT.p[i * nRec + j] }
+        }
+    }
+
+    /// The per-neuron backward recursion of spec 5.4.3 for the sequences `rows`. Writes W~ for
+    /// row `s * outRowStride + (b - rows.lowerBound)` of `out`. With `correction`, the learning
+    /// signal is L(T-1) at the last step only and there is no regularizer (the spec 6.2 term).
     private func backwardScan(
-        _ net: Network<S>, _ seq: SequenceBuffers<S>, rows: Range<Int>, out: Matrix<S>, outRowStride: Int,
-        noRegularizer: Bool = false, signal: (Int, Int) -> S
+        _ net: Network<S>, _ seq: SequenceBuffers<S>, rows: Range<Int>, out: Matrix<S>, outRowStride: Int, correction: Bool
     ) {
-        let B = batch, nRec = self.nRec
+        let B = batch, T = steps, nRec = self.nRec
         let P = net.prop
         let (kappa, rho, beta) = (P.kappa, P.rho, P.beta)
         let oneMinusKappa = 1 - kappa
         let alpha = P.alpha.p, zeta = P.zeta.p
         for b in rows { for j in 0..<nRec { lBar[b, j] = 0; lambda[b, j] = 0; wBar[b, j] = 0 } }
-        for s in stride(from: steps - 1, through: 0, by: -1) {
+        let scale: S = correction ? 0 : 1  // the regularizer's weight
+        for s in stride(from: T - 1, through: 0, by: -1) {
+            let signalWeight: S = correction && s != T - 1 ? 0 : 1
             for b in rows {
-                let psi = seq.psi.row(s * B + b)
+                let psi = seq.psi.row(s * B + b), signal = seq.learningSignal.row(s * B + b)
                 let o = out.row(s * outRowStride + b - rows.lowerBound)
                 let lb = lBar.row(b), lam = lambda.row(b), wb = wBar.row(b), r = reg.row(b)
                 for j in 0..<nRec {
-                    lb[j] = oneMinusKappa * signal(s, (s * B + b) * nRec + j) + kappa * lb[j]
-                    let c = noRegularizer ? lb[j] : lb[j] + r[j]
+                    let lbj = oneMinusKappa * (signalWeight * signal[j]) + kappa * lb[j]
+                    lb[j] = lbj
+                    let c = lbj + scale * r[j]
                     let ps = psi[j], l = lam[j]
                     let w = ps * (c + l)
                     lam[j] = -beta * c * ps + (rho - beta * ps) * l
-                    wb[j] = w + alpha[j] * wb[j]
-                    o[j] = zeta[j] * wb[j]
+                    let wbj = w + alpha[j] * wb[j]
+                    wb[j] = wbj
+                    o[j] = zeta[j] * wbj
                 }
             }
         }
     }
+
 }

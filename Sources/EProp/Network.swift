@@ -68,6 +68,28 @@ public struct Propagators<S: Scalar>: Sendable {
         eLOut = S(c.readout.eL)
     }
 
+    /// Replaces each distance d = v - A in `d[0 ..< count]` by psi(d), or 0 where the neuron is
+    /// refractory. One loop per function, so that each vectorizes.
+    @inline(__always) func surrogateGradient(_ d: UnsafeMutablePointer<S>, count: Int, refractory: UnsafePointer<Int32>) {
+        let (h, w) = (height, width)
+        switch surrogate {
+        case .piecewiseLinear:
+            for j in 0..<count { d[j] = refractory[j] == 0 ? h * max(0, 1 - abs(d[j]) / w) : 0 }
+        case .fastSigmoidDerivative:
+            for j in 0..<count {
+                let x = abs(d[j]) / w
+                d[j] = refractory[j] == 0 ? h / ((1 + x) * (1 + x)) : 0
+            }
+        case .arctanDerivative:
+            for j in 0..<count {
+                let x = abs(d[j]) / w
+                d[j] = refractory[j] == 0 ? h / (1 + x * x) : 0
+            }
+        case .exponential:
+            for j in 0..<count { d[j] = refractory[j] == 0 ? psi(d[j]) : 0 }
+        }
+    }
+
     /// psi(d), d = v - A (spec 1.1).
     @inline(__always) func psi(_ d: S) -> S {
         let x = abs(d) / width
@@ -92,6 +114,12 @@ public final class Network<S: Scalar>: @unchecked Sendable {
     /// `[nRec, nOut]` fixed feedback weights B (pA).
     public let feedback: Matrix<S>
     public let prop: Propagators<S>
+    /// `[nIn, nRec]` and `[nRec, nRec]` transposed copies for the sparse kernel: row i holds the
+    /// weights of presynaptic neuron i to every recurrent neuron. Refreshed after each update.
+    public let wInT: Matrix<S>
+    public let wRecT: Matrix<S>
+    /// `[nOut, nRec]` transposed feedback weights (fixed).
+    public let feedbackT: Matrix<S>
 
     public init(_ initial: NetworkInit, config: TrainingConfig) {
         nIn = initial.nIn
@@ -102,5 +130,18 @@ public final class Network<S: Scalar>: @unchecked Sendable {
         wOut = initial.wRecOut.converted(to: S.self)
         feedback = initial.wOutRecFeedback.converted(to: S.self)
         prop = Propagators(config: config, tauM: initial.tauM)
+        wInT = Matrix(rows: nIn, cols: nRec)
+        wRecT = Matrix(rows: nRec, cols: nRec)
+        feedbackT = Matrix(rows: nOut, cols: nRec)
+        for j in 0..<nRec { for k in 0..<nOut { feedbackT[k, j] = feedback[j, k] } }
+        refreshTransposes()
+    }
+
+    /// Copies the weights into `wInT` and `wRecT`.
+    public func refreshTransposes() {
+        for j in 0..<nRec {
+            for i in 0..<nIn { wInT[i, j] = wIn[j, i] }
+            for i in 0..<nRec { wRecT[i, j] = wRec[j, i] }
+        }
     }
 }

@@ -30,6 +30,14 @@ public enum GradientMethod: String, Codable, CaseIterable, Sendable {
     case adjoint
 }
 
+/// How spikes enter sums: dense BLAS products over the 0/1 spike matrices (the reference), or
+/// gathers and scatters over the spikes that occurred (equal up to summation order, faster at
+/// the 1-10 % activity of these networks).
+public enum Kernel: String, Codable, CaseIterable, Sendable {
+    case blas
+    case sparse
+}
+
 public enum Precision: String, Codable, CaseIterable, Sendable {
     case float, double
 }
@@ -138,6 +146,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var optimizer = OptimizerParameters()
     public var precision: Precision = .float
     public var gradient: GradientMethod = .adjoint
+    public var kernel: Kernel = .sparse
     /// OpenBLAS threads.
     public var threads = 1
 

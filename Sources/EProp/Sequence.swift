@@ -46,6 +46,12 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
     let current: Matrix<S>
     /// `[B, nOut]` readout membrane of the current step.
     let uNow: Matrix<S>
+    /// Active inputs of each history row (CSR): row r has `inputIndex[inputStart[r] ..< inputStart[r + 1]]`.
+    private(set) var inputStart: [Int]
+    private(set) var inputIndex: [Int32] = []
+    /// Spike lists of the previous and the current step, `[2, B, nRec]`, and their lengths `[2, B]`.
+    private let spiked: UnsafeMutablePointer<Int32>
+    private let spikedCount: UnsafeMutablePointer<Int>
     /// Learning window (steps) of the last forward pass.
     public private(set) var learningWindowUsed = 0
     /// `[B, nOut]` loss 0.5 sum_s err_k(s)^2 of each sequence and readout, accumulated in double.
@@ -76,9 +82,16 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
         current = Matrix(rows: B, cols: nRec)
         uNow = Matrix(rows: B, cols: nOut)
         loss = [Double](repeating: 0, count: B * nOut)
+        inputStart = [Int](repeating: 0, count: T * B + 1)
+        spiked = .allocate(capacity: 2 * B * nRec)
+        spikedCount = .allocate(capacity: 2 * B)
     }
 
-    deinit { refractory.deallocate() }
+    deinit {
+        refractory.deallocate()
+        spiked.deallocate()
+        spikedCount.deallocate()
+    }
 
     /// Loads the input pattern `[nIn, T]` and target `[nOut, T]` of sequence `b`.
     @_specialize(where S == Float)
@@ -91,6 +104,14 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
             for i in 0..<nIn { xr[i] = s == 0 ? 0 : S(input[i, s]) }
             for k in 0..<nOut { yr[k] = S(y[k, s]) }
         }
+        // Rebuild the active-input lists of all rows.
+        inputIndex.removeAll(keepingCapacity: true)
+        for r in 0..<(steps * batch) {
+            inputStart[r] = inputIndex.count
+            let xr = x.row(r)
+            for i in 0..<nIn where xr[i] != 0 { inputIndex.append(Int32(i)) }
+        }
+        inputStart[steps * batch] = inputIndex.count
     }
 
     /// Firing-rate regularizer r_j = c_reg (n_j / T - f*) / T of sequence b (spec 2.4).
@@ -105,7 +126,7 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
     /// (spec 1.1 and 1.3, in NEST's order). State is reset at step 0 (interval start, spec 4.1).
     @_specialize(where S == Float)
     @_specialize(where S == Double)
-    public func forward(_ net: Network<S>, learningWindow: Int) {
+    public func forward(_ net: Network<S>, learningWindow: Int, kernel: Kernel = .sparse) {
         let B = batch, T = steps, nRec = self.nRec, nOut = self.nOut
         let P = net.prop
         v.fill(0)
@@ -116,39 +137,67 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
         for q in 0..<(B * nOut) { loss[q] = 0 }
 
         let alpha = P.alpha.p, zeta = P.zeta.p, iScale = P.currentScale.p
-        let (rho, beta, vTh, vMin, nRef) = (P.rho, P.beta, P.vTh, P.vMin, P.refractorySteps)
+        let (rho, beta, vTh, vMin, nRef, iE) = (P.rho, P.beta, P.vTh, P.vMin, P.refractorySteps, P.iE)
         let vp = v.p, ap = a.p, cnt = spikeCount.p, refr = refractory, cur = current.p
         let windowStart = T - learningWindow
         learningWindowUsed = learningWindow
+        for b in 0..<(2 * B) { spikedCount[b] = 0 }
+        let wInT = net.wInT.p, wRecT = net.wRecT.p, wOut = net.wOut.p, feedback = net.feedback.p
+        let inputStart = self.inputStart
+        let inputIndex = self.inputIndex
 
         for s in 0..<T {
             let zPrev = z.row(s * B), zNow = z.row((s + 1) * B), psiNow = psi.row(s * B)
+            // Spike lists: half s % 2 holds z(s-1), the other half collects z(s).
+            let prevList = spiked + (s % 2) * B * nRec, nowList = spiked + (1 - s % 2) * B * nRec
+            let prevCount = spikedCount + (s % 2) * B, nowCount = spikedCount + (1 - s % 2) * B
             // 1. Synaptic input: I = x(s) W_in^T + z(s-1) W_rec^T  ([B, nRec]).
-            S.rowsTimesTransposed(rows: B, nPost: nRec, nPre: nIn, alpha: 1, x: x.row(s * B), w: net.wIn.p, beta: 0, out: cur)
-            S.rowsTimesTransposed(rows: B, nPost: nRec, nPre: nRec, alpha: 1, x: zPrev, w: net.wRec.p, beta: 1, out: cur)
+            switch kernel {
+            case .blas:
+                S.rowsTimesTransposed(rows: B, nPost: nRec, nPre: nIn, alpha: 1, x: x.row(s * B), w: net.wIn.p, beta: 0, out: cur)
+                S.rowsTimesTransposed(rows: B, nPost: nRec, nPre: nRec, alpha: 1, x: zPrev, w: net.wRec.p, beta: 1, out: cur)
+            case .sparse:
+                for b in 0..<B {
+                    let c = cur + b * nRec
+                    c.update(repeating: 0, count: nRec)
+                    for e in inputStart[s * B + b]..<inputStart[s * B + b + 1] {
+                        let w = wInT + Int(inputIndex[e]) * nRec
+                        for j in 0..<nRec { c[j] += w[j] }
+                    }
+                    for e in 0..<prevCount[b] {
+                        let w = wRecT + Int(prevList[b * nRec + e]) * nRec
+                        for j in 0..<nRec { c[j] += w[j] }
+                    }
+                }
+            }
             // 2. Neurons, elementwise, in NEST's order: membrane, adaptation, surrogate, spike.
             for b in 0..<B {
                 // I_e is latched at the end of the previous step: none before the run's first step.
                 let latched: S = (s == 0 && isFirstOfRun.p[b] != 0) ? 0 : 1
+                nowCount[b] = 0
+                // Branch-free pass (vectorizes): state, surrogate gradient and spike flag.
                 for j in 0..<nRec {
                     let q = b * nRec + j
                     let zp = zPrev[q]
                     // Reset by the base threshold one step after the spike, not decayed by alpha.
-                    var vj = alpha[j] * vp[q] + zeta[j] * cur[q] - vTh * zp + iScale[j] * P.iE * latched
-                    vj = max(vj, vMin)
+                    let vj = max(alpha[j] * vp[q] + zeta[j] * cur[q] - vTh * zp + iScale[j] * iE * latched, vMin)
                     let aj = rho * ap[q] + zp
                     let threshold = vTh + beta * aj
-                    if refr[q] > 0 { refr[q] -= 1 }
-                    let free = refr[q] == 0
-                    let spike = free && vj >= threshold
-                    psiNow[q] = free ? P.psi(vj - threshold) : 0
-                    zNow[q] = spike ? 1 : 0
-                    if spike {
-                        refr[q] = nRef
-                        cnt[q] += 1
-                    }
+                    let r = max(refr[q] - 1, 0)  // refractory steps left, counted down at the step's start
+                    refr[q] = r
+                    psiNow[q] = vj - threshold  // the distance d; psi(d) below
+                    zNow[q] = r == 0 && vj >= threshold ? 1 : 0
                     vp[q] = vj
                     ap[q] = aj
+                }
+                P.surrogateGradient(psiNow + b * nRec, count: nRec, refractory: refr + b * nRec)
+                // Spike bookkeeping: refractory start, count, and the spike list.
+                for j in 0..<nRec where zNow[b * nRec + j] != 0 {
+                    let q = b * nRec + j
+                    refr[q] = nRef
+                    cnt[q] += 1
+                    nowList[b * nRec + nowCount[b]] = Int32(j)
+                    nowCount[b] += 1
                 }
                 let vr = vRecord.row(s * B + b), ar = aRecord.row(s * B + b)
                 for j in 0..<nRecord {
@@ -157,7 +206,18 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
                 }
             }
             // 3. Readout sees the spikes of the same step: u = kappa u + zeta_out z(s) W_out^T.
-            S.rowsTimesTransposed(rows: B, nPost: nOut, nPre: nRec, alpha: P.zetaOut, x: zNow, w: net.wOut.p, beta: P.kappa, out: uNow.p)
+            switch kernel {
+            case .blas:
+                S.rowsTimesTransposed(rows: B, nPost: nOut, nPre: nRec, alpha: P.zetaOut, x: zNow, w: wOut, beta: P.kappa, out: uNow.p)
+            case .sparse:
+                for b in 0..<B {
+                    for k in 0..<nOut {
+                        var sum: S = 0
+                        for e in 0..<nowCount[b] { sum += wOut[k * nRec + Int(nowList[b * nRec + e])] }
+                        uNow.p[b * nOut + k] = P.zetaOut * sum + P.kappa * uNow.p[b * nOut + k]
+                    }
+                }
+            }
             let uHist = u.row(s * B), errNow = err.row(s * B), yStar = target.row(s * B)
             for b in 0..<B {
                 let latched: S = (s == 0 && isFirstOfRun.p[b] != 0) ? 0 : 1
@@ -172,7 +232,21 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
                 }
             }
             // 4. Learning signal L(s) = err(s) B^T  ([B, nRec]).
-            S.rowsTimesTransposed(rows: B, nPost: nRec, nPre: nOut, alpha: 1, x: errNow, w: net.feedback.p, beta: 0, out: learningSignal.row(s * B))
+            switch kernel {
+            case .blas:
+                S.rowsTimesTransposed(rows: B, nPost: nRec, nPre: nOut, alpha: 1, x: errNow, w: feedback, beta: 0, out: learningSignal.row(s * B))
+            case .sparse:
+                let l = learningSignal.row(s * B)
+                let feedbackT = net.feedbackT.p
+                for b in 0..<B {
+                    let lb = l + b * nRec
+                    lb.update(repeating: 0, count: nRec)
+                    for k in 0..<nOut {
+                        let e = errNow[b * nOut + k], f = feedbackT + k * nRec
+                        for j in 0..<nRec { lb[j] += e * f[j] }
+                    }
+                }
+            }
         }
     }
 }

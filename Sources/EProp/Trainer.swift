@@ -45,7 +45,7 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         gradients = Gradients(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
         optimizer = Optimizer(config.optimizer, shapes: [net.wIn, net.wRec, net.wOut].map { ($0.rows, $0.cols) })
         switch config.gradient {
-        case .adjoint: computer = AdjointGradient(batch: B, steps: T, nRec: net.nRec, nOut: net.nOut)
+        case .adjoint: computer = AdjointGradient(batch: B, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
         case .traces: computer = TraceGradient(batch: B, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
         }
         stepOneInputs = (0..<net.nIn).filter { initial.inputSpikes[$0, 1] != 0 }
@@ -62,7 +62,7 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         let totalSequences = config.iterations * B
         for b in 0..<B { seq.isFirstOfRun.p[b] = (iteration == 0 && b == 0) ? 1 : 0 }
 
-        seq.forward(net, learningWindow: config.resolvedLearningWindow)
+        seq.forward(net, learningWindow: config.resolvedLearningWindow, kernel: config.kernel)
         recorder.observe(iteration: iteration, seq, net, eL: config.recurrent.eL, eLOut: config.readout.eL)
 
         // Spec 6.2: the term is missing for every sequence that has a successor in the run.
@@ -71,10 +71,11 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
             return config.nestMissingLearningSignal && k < totalSequences - 1 ? stepOneInputs : []
         }
         gradients.zero()
-        computer.accumulate(net, seq, GradientContext(cReg: config.recurrent.cReg, droppedLastTerm: dropped), into: gradients)
+        computer.accumulate(net, seq, GradientContext(cReg: config.recurrent.cReg, droppedLastTerm: dropped, kernel: config.kernel), into: gradients)
         gradients.finish(batchSize: B, averageOver: config.averageGradient ? config.resolvedLearningWindow : nil)
         optimizer.apply(weights: [net.wIn, net.wRec, net.wOut], gradients: gradients.all)
         for j in 0..<net.nRec { net.wRec[j, j] = 0 }  // no autapses, whatever Wmin is
+        net.refreshTransposes()
 
         var spikes = 0.0
         for q in 0..<(B * net.nRec) { spikes += Double(seq.spikeCount.p[q]) }

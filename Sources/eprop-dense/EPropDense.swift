@@ -7,6 +7,7 @@ extension GradientMethod: ExpressibleByArgument {}
 extension NeuronModel: ExpressibleByArgument {}
 extension SurrogateGradient: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
+extension Kernel: ExpressibleByArgument {}
 
 private let defaults = TrainingConfig()
 
@@ -113,6 +114,8 @@ struct EPropDense: ParsableCommand {
     var precision = defaults.precision
     @Option(help: "Gradient computation: adjoint (exact backward recursion + GEMM) or traces (per-step eligibility matrices).")
     var gradient = defaults.gradient
+    @Option(help: "Spike sums: sparse (gather/scatter over the spikes, default) or blas (SGEMV/SGEMM on the 0/1 spike matrices, the reference); equal up to summation order.")
+    var kernel = defaults.kernel
     @Option(help: "OpenBLAS threads.")
     var threads = defaults.threads
     @Option(help: "Output folder (default: runs/<date>-<time>).")
@@ -193,6 +196,7 @@ struct EPropDense: ParsableCommand {
         c.optimizer.wMax = wMax
         c.precision = precision
         c.gradient = gradient
+        c.kernel = kernel
         c.threads = threads
         return c
     }

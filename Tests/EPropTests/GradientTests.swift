@@ -8,13 +8,19 @@ final class GradientTests: XCTestCase {
     /// bound leaves room for summation-order effects across BLAS kernels.
     static let relativeAgreement = 1e-11
 
-    private func compare(_ configure: (inout TrainingConfig) -> Void, file: StaticString = #filePath, line: UInt = #line) {
+    /// Compares the adjoint gradient (sparse kernel) with the traces gradient (BLAS kernel), or
+    /// with `variant` applied to the second run instead.
+    private func compare(_ configure: (inout TrainingConfig) -> Void, variant: ((inout TrainingConfig) -> Void)? = nil, file: StaticString = #filePath, line: UInt = #line) {
         var c = smallConfig()
         configure(&c)
         let initial = InfiniteLoopTask.generate(c)
         var results: [Trainer<Double>] = []
-        for method in [GradientMethod.adjoint, .traces] {
-            c.gradient = method
+        for second in [false, true] {
+            var c = c
+            (c.gradient, c.kernel) = (.adjoint, .sparse)
+            if second {
+                if let variant { variant(&c) } else { (c.gradient, c.kernel) = (.traces, .blas) }
+            }
             let t = Trainer<Double>(config: c, initial: initial)
             t.step()
             results.append(t)
@@ -30,6 +36,11 @@ final class GradientTests: XCTestCase {
     }
 
     func testTutorialModel() { compare { _ in } }
+    func testSparseAndBLASKernelsAgree() {
+        compare({ _ in }, variant: { $0.kernel = .blas })
+        compare({ $0.optimizer.batchSize = 3 }, variant: { $0.kernel = .blas })
+        compare({ _ in }, variant: { $0.gradient = .traces; $0.kernel = .sparse })
+    }
     func testPlainLIF() { compare { $0.recurrent.model = .lif } }
     func testBatchOfThree() { compare { $0.optimizer.batchSize = 3; $0.iterations = 2 } }
     func testShortLearningWindowAndAveraging() { compare { $0.learningWindow = 120; $0.averageGradient = true } }

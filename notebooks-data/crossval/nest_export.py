@@ -1,18 +1,31 @@
 #!/usr/bin/env python3
-"""Run the NEST 3.10 e-prop "infinite loop" tutorial for one configuration and export everything.
+"""Run a NEST 3.10 e-prop regression task for one configuration and export everything.
 
-The network is the one of the seed tutorial (supervised regression, eprop_*_bsshslm_2020 models),
-built in the same order with the same random draws, with the NEST 3.10 parameter mapping of the
-surrogate gradient (surrogate_gradient_height = gamma / V_th, surrogate_gradient_width = V_th).
+Two tasks (--task), both supervised regression with the eprop_*_bsshslm_2020 models:
+
+* infinite-loop (default): the seed tutorial "learning to generate an infinite loop" (100 frozen-Poisson
+  inputs, 200 ALIF neurons with tau_m ~ N(30, 2) drawn by NEST, 2 readouts with tau_m 50 drawing a
+  figure eight, Adam, T = 1258).
+* sine-waves: the network of NEST 3.10's own regression test, test_eprop_regression() in
+  testsuite/pytests/synapses/test_eprop_bsshslm_2020_plasticity.py, which NEST checks against the
+  original TensorFlow losses: 100 inputs, 100 LIF neurons (tau_m 30, C_m 1, c_reg 300, f_target 10 Hz,
+  flush_event_send_interval = T), 1 readout (tau_m 30) learning a superposition of 4 sines with random
+  amplitudes and phases, plain gradient descent with eta 1e-4, T = 1000, 5 iterations.
+
+Each network is built in the same order with the same random draws as its script, with the NEST 3.10
+parameter mapping of the surrogate gradient (surrogate_gradient_height = gamma / V_th,
+surrogate_gradient_width = V_th, gamma = 0.3). Options left unset take the task's values.
 The export folder has the layout of shared/refdata/nest-3.10/infinite-loop_seed1_iter5: initial and
 final weights ([post, pre], float64), the NEST-drawn tau_m, the frozen input and targets, all
 recordings, the loss, parameter dumps, manifest.json and summary.json.
 
-Example (the tutorial itself, 5 iterations, seed 1):
+Examples:
 
-    .venv/bin/python notebooks-data/crossval/nest_export.py --out /tmp/seed1
+    .venv/bin/python notebooks-data/crossval/nest_export.py --out /tmp/seed1      # the tutorial, 5 iterations
+    .venv/bin/python notebooks-data/crossval/nest_export.py --out /tmp/sine --task sine-waves
 
-With the defaults the output reproduces the reference folder exactly (weights bit for bit).
+With the defaults the output reproduces notebooks-data/reference/nest-3.10-infinite-loop-seed1-iter5
+exactly (weights bit for bit); with --task sine-waves the losses are those NEST's test asserts.
 """
 
 import argparse
@@ -28,36 +41,68 @@ import time
 import numpy as np
 
 # Surrogate gradient of the seed script (NEST 3.8 "gamma"); mapped to the 3.10 height/width below.
+# NEST's regression test uses the same numbers (height 0.3 / V_th, width 1.0 * V_th).
 GAMMA = 0.3
 V_TH = 0.03
 TAU_M_MEAN = 30.0  # ms; mean of the per-neuron tau_m distribution (also used for adapt_beta)
-TAU_OUT = 50.0  # ms; readout membrane time constant (also the synapses' tau_m_readout)
 INPUT_SPIKE_PROB = 0.05
 N_RECORD = 1  # recurrent neurons recorded by the multimeter (tutorial value)
 N_RECORD_W = 3  # senders/targets sampled by the weight recorder (tutorial value)
 
 SURROGATES = ["piecewise_linear", "exponential", "fast_sigmoid_derivative", "arctan_derivative"]
+TASKS = ["infinite-loop", "sine-waves"]
+
+# Per-task values of the options (used where an option is not given on the command line) and of the
+# settings that are not options. "tau_m_rec_std" 0 means a fixed tau_m (no NEST random draw).
+TASK_DEFAULTS = {
+    "infinite-loop": {
+        "n_rec": 200, "n_out": 2, "model": "alif", "optimizer": "adam", "eta": 5e-3, "sequence": 1258,
+        "c_reg": 150.0, "f_target": 20.0,
+        "tau_m_rec_std": 2.0, "c_m_rec": 250.0, "tau_out": 50.0, "flush_event_send_interval": None,
+    },
+    # NEST 3.10, testsuite/pytests/synapses/test_eprop_bsshslm_2020_plasticity.py::test_eprop_regression
+    "sine-waves": {
+        "n_rec": 100, "n_out": 1, "model": "lif", "optimizer": "gradient_descent", "eta": 1e-4, "sequence": 1000,
+        "c_reg": 300.0, "f_target": 10.0,
+        "tau_m_rec_std": 0.0, "c_m_rec": 1.0, "tau_out": 30.0, "flush_event_send_interval": "sequence",
+    },
+}
+
+# Losses that test_eprop_regression() asserts for the sine-waves task (seed 1, 5 iterations, batch 1):
+# NEST's own reference (asserted with rtol 1e-8) and the original TensorFlow implementation's (INM-6 fork
+# of eligibility_propagation@7df7d2627, TF 1.15, float32; asserted with rtol 1e-7).
+SINE_WAVES_LOSS_NEST_REFERENCE = [101.964356999041, 103.466731126205, 103.340607074771, 103.680244037686,
+                                  104.412775748752]
+SINE_WAVES_LOSS_TF_REFERENCE = [101.964363098144, 103.466735839843, 103.340606689453, 103.680244445800,
+                                104.412780761718]
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="output folder (created if missing)")
+    p.add_argument("--task", choices=TASKS, default="infinite-loop",
+                   help="infinite-loop = the seed tutorial; sine-waves = NEST's test_eprop_regression network")
     p.add_argument("--seed", type=int, default=1, help="numpy seed and NEST rng_seed (default 1)")
     p.add_argument("--n-in", type=int, default=100)
-    p.add_argument("--n-rec", type=int, default=200)
-    p.add_argument("--n-out", type=int, default=2)
+    p.add_argument("--n-rec", type=int, default=None, help="default: 200 (infinite-loop), 100 (sine-waves)")
+    p.add_argument("--n-out", type=int, default=None, help="default: 2 (infinite-loop), 1 (sine-waves)")
     p.add_argument("--iterations", type=int, default=5, help="optimizer steps (each = batch-size sequences)")
     p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--model", choices=["alif", "lif"], default="alif",
-                   help="alif = eprop_iaf_adapt_bsshslm_2020, lif = eprop_iaf_bsshslm_2020")
-    p.add_argument("--optimizer", choices=["adam", "gradient_descent"], default="adam")
-    p.add_argument("--eta", type=float, default=5e-3, help="learning rate")
-    p.add_argument("--sequence", type=int, default=1258, help="steps per sequence (= update interval)")
+    p.add_argument("--model", choices=["alif", "lif"], default=None,
+                   help="alif = eprop_iaf_adapt_bsshslm_2020, lif = eprop_iaf_bsshslm_2020 "
+                        "(default: alif for infinite-loop, lif for sine-waves)")
+    p.add_argument("--optimizer", choices=["adam", "gradient_descent"], default=None,
+                   help="default: adam (infinite-loop), gradient_descent (sine-waves)")
+    p.add_argument("--eta", type=float, default=None, help="learning rate (default 5e-3; sine-waves 1e-4)")
+    p.add_argument("--sequence", type=int, default=None,
+                   help="steps per sequence (= update interval; default 1258; sine-waves 1000)")
     p.add_argument("--learning-window", type=int, default=None,
                    help="steps of the learning window (last LW steps of a sequence); default = --sequence")
     p.add_argument("--average-gradient", action="store_true", help="synapse average_gradient = True")
-    p.add_argument("--c-reg", type=float, default=150.0, help="firing-rate regularization strength")
-    p.add_argument("--f-target", type=float, default=20.0, help="target firing rate in spikes/s")
+    p.add_argument("--c-reg", type=float, default=None,
+                   help="firing-rate regularization strength (default 150; sine-waves 300)")
+    p.add_argument("--f-target", type=float, default=None,
+                   help="target firing rate in spikes/s (default 20; sine-waves 10)")
     p.add_argument("--surrogate", choices=SURROGATES, default="piecewise_linear",
                    help="surrogate_gradient_function of the recurrent neurons")
     p.add_argument("--no-recordings", action="store_true",
@@ -65,6 +110,9 @@ def parse_args(argv=None):
                         "readout_signal/target_signal of the readouts (enough for the loss)")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     args = p.parse_args(argv)
+    for key, value in TASK_DEFAULTS[args.task].items():
+        if key in vars(args) and getattr(args, key) is None:
+            setattr(args, key, value)
     if args.learning_window is None:
         args.learning_window = args.sequence
     if not 1 <= args.learning_window <= args.sequence:
@@ -124,6 +172,25 @@ def target_signals(n_out, seq):
     return [np.sin(np.linspace(0.0, 2.0 * (k + 1) * np.pi, seq)) for k in range(n_out)]
 
 
+def generate_superimposed_sines(steps_sequence, periods):
+    """Target of NEST's test_eprop_regression (verbatim): 4 sines, amplitudes U(0.5, 2), phases U(0, 2 pi),
+    drawn from numpy's global generator after the input pattern; shifted to start at 0 and normalized."""
+    n_sines = len(periods)
+
+    amplitudes = np.random.uniform(low=0.5, high=2.0, size=n_sines)
+    phases = np.random.uniform(low=0.0, high=2.0 * np.pi, size=n_sines)
+
+    sines = [
+        A * np.sin(np.linspace(phi, phi + 2.0 * np.pi * (steps_sequence // T), steps_sequence))
+        for A, phi, T in zip(amplitudes, phases, periods)
+    ]
+
+    superposition = sum(sines)
+    superposition -= superposition[0]
+    superposition /= max(np.abs(superposition).max(), 1e-6)
+    return superposition
+
+
 # ---------------------------------------------------------------------------------------------
 # the simulation
 
@@ -176,10 +243,11 @@ def run(args):
 
     # --- neurons -------------------------------------------------------------------------------
     n_in, n_rec, n_out = args.n_in, args.n_rec, args.n_out
+    task = TASK_DEFAULTS[args.task]
     adaptive = args.model == "alif"
     rec_model = "eprop_iaf_adapt_bsshslm_2020" if adaptive else "eprop_iaf_bsshslm_2020"
     params_nrn_rec = {
-        "C_m": 250.0,  # only matters with current input (none here)
+        "C_m": task["c_m_rec"],  # only matters with current input (none here)
         "c_reg": args.c_reg,
         "E_L": 0.0,
         "f_target": args.f_target,  # set in spikes/s, read back in spikes/ms
@@ -193,6 +261,8 @@ def run(args):
         "V_m": 0.0,
         "V_th": V_TH,
     }
+    if task["flush_event_send_interval"] == "sequence":
+        params_nrn_rec["flush_event_send_interval"] = duration["sequence"]
     if adaptive:
         params_nrn_rec["adapt_tau"] = 2000.0
         params_nrn_rec["adapt_beta"] = (
@@ -204,11 +274,16 @@ def run(args):
         "I_e": 0.0,
         "loss": "mean_squared_error",
         "regular_spike_arrival": False,
-        "tau_m": TAU_OUT,
+        "tau_m": task["tau_out"],
         "V_m": 0.0,
     }
-    # tau_m is drawn per neuron by NEST's own generator (seeded with rng_seed) at Create
-    params_create_rec = dict(params_nrn_rec, tau_m=nest.random.normal(mean=TAU_M_MEAN, std=2.0))
+    if task["tau_m_rec_std"] > 0:
+        # tau_m is drawn per neuron by NEST's own generator (seeded with rng_seed) at Create
+        tau_m_rule = nest.random.normal(mean=TAU_M_MEAN, std=task["tau_m_rec_std"])
+        tau_m_text = f"nest.random.normal(mean={TAU_M_MEAN}, std={task['tau_m_rec_std']})"
+    else:
+        tau_m_rule = tau_m_text = TAU_M_MEAN  # the regression test: tau_m = 30 for every neuron
+    params_create_rec = dict(params_nrn_rec, tau_m=tau_m_rule)
 
     gen_spk_in = nest.Create("spike_generator", n_in)
     nrns_in = nest.Create("parrot_neuron", n_in)
@@ -299,7 +374,7 @@ def run(args):
     if mm_rec is not None:
         nest.Connect(mm_rec, nrns_rec[:N_RECORD], params_conn_all_to_all, params_syn_static)
     nest.Connect(mm_out, nrns_out, params_conn_all_to_all, params_syn_static)
-    if args.optimizer == "adam":
+    if args.optimizer == "adam" and args.task == "infinite-loop":
         # the tutorial initializes the Adam moments of two synapses explicitly (to their defaults)
         nest.GetConnections(nrns_rec[0], nrns_rec[1:3]).set([{"optimizer": {"m": 0.0, "v": 0.0}}] * 2)
     memory["after_connect"] = memory_mb()
@@ -316,7 +391,10 @@ def run(args):
     gen_spk_in.set(params_gen_spk_in)
 
     # --- targets --------------------------------------------------------------------------------
-    target_signal_list = target_signals(n_out, seq)
+    if args.task == "sine-waves":  # one target per readout, drawn in readout order (the test has one)
+        target_signal_list = [generate_superimposed_sines(seq, [1000, 500, 333, 200]) for _ in range(n_out)]
+    else:
+        target_signal_list = target_signals(n_out, seq)
     gen_rate_target.set(
         [
             {
@@ -438,8 +516,10 @@ def run(args):
         "weights_in_rec exactly as drawn by numpy in the script (float32, [post=rec, pre=in]); NEST stores them as "
         "float64 (identical values)")
     put("tau_m_rec.npy", tau_m_rec, "ms",
-        "membrane time constant of each recurrent neuron as drawn by NEST (nest.random.normal(30, 2)) and read back "
-        "with nrns_rec.get('tau_m'); index = 0-based recurrent neuron")
+        ("membrane time constant of each recurrent neuron as drawn by NEST (nest.random.normal(30, 2)) and read back "
+         "with nrns_rec.get('tau_m'); index = 0-based recurrent neuron") if task["tau_m_rec_std"] > 0 else
+        (f"membrane time constant of each recurrent neuron (fixed {TAU_M_MEAN} ms), read back with "
+         "nrns_rec.get('tau_m'); index = 0-based recurrent neuron"))
     put("input_spike_bool_seq.npy", np.asarray(input_spike_bools, dtype=bool), "1",
         f"frozen input pattern of one sequence [n_in, {seq}]: True if input neuron i has a generator spike at step k "
         "of the sequence; repeated identically in every sequence")
@@ -451,8 +531,11 @@ def run(args):
         f"n*{seq} ms. The parrot neurons re-emit these 1 ms later, the recurrent neurons receive them another 1 ms "
         "later (delay 1 ms each)")
     put("target_signal_seq.npy", np.array(target_signal_list, dtype=np.float64), "1",
-        f"target signals of one sequence [n_out, {seq}]: readout k gets sin(linspace(0, 2 pi (k+1), {seq})); fed by "
-        "step_rate_generator with amplitude_times k + total_offset(4) ms")
+        (f"target signals of one sequence [n_out, {seq}]: readout k gets sin(linspace(0, 2 pi (k+1), {seq})); fed by "
+         "step_rate_generator with amplitude_times k + total_offset(4) ms") if args.task == "infinite-loop" else
+        (f"target signals of one sequence [n_out, {seq}]: generate_superimposed_sines({seq}, [1000, 500, 333, 200]) "
+         "of NEST's test_eprop_regression (drawn after the input pattern, one per readout); fed by "
+         "step_rate_generator with amplitude_times k + total_offset(4) ms"))
     per = "iteration" if n_batch == 1 else f"sequence (n_iter*batch_size = {n_seq} values; sequence n*{n_batch}+b " \
                                            f"is element b of the batch of iteration n)"
     put("loss.npy", loss, "1",
@@ -533,7 +616,8 @@ def run(args):
         "recurrent_model": rec_model,
         "params_common_syn_eprop": {k: v for k, v in params_common_syn_eprop.items() if k != "weight_recorder"},
         "params_nrn_out": params_nrn_out,
-        "params_nrn_rec": dict(params_nrn_rec, tau_m=f"nest.random.normal(mean={TAU_M_MEAN}, std=2.0)"),
+        "params_nrn_rec": dict(params_nrn_rec, tau_m=tau_m_text),
+        "task": args.task,
         "recorders": {
             "mm_out": params_mm_out,
             "mm_rec": None if mm_rec is None else params_mm_rec,
@@ -608,6 +692,25 @@ def run(args):
         "memory_mb": memory,
         "feedback_weights_unchanged": bool(np.array_equal(w_feedback_init, w_feedback_final)),
     }
+    if args.task != "infinite-loop":
+        summary["task"] = args.task
+    # NEST's test_eprop_regression: the sine-waves task with the test's exact settings; the loss of iteration n
+    # depends only on iterations < n, so any run of >= 5 iterations must start with the test's 5 losses
+    test_settings = dict(TASK_DEFAULTS["sine-waves"], task="sine-waves", seed=1, n_in=100, batch_size=1,
+                         learning_window=TASK_DEFAULTS["sine-waves"]["sequence"], average_gradient=False,
+                         surrogate="piecewise_linear")
+    if all(getattr(args, k, v) == v for k, v in test_settings.items()) and n_iter >= 5:
+        loss5 = np.mean(loss_list, axis=0)[:5]  # the test's definition: 0.5 * mean over readouts of the sums
+        ref_nest = np.array(SINE_WAVES_LOSS_NEST_REFERENCE)
+        ref_tf = np.array(SINE_WAVES_LOSS_TF_REFERENCE)
+        summary["nest_test_eprop_regression"] = {
+            "loss_nest_reference": ref_nest, "loss_tf_reference": ref_tf,
+            "max_rel_diff_nest_reference": float(np.max(np.abs(loss5 - ref_nest) / np.abs(ref_nest))),
+            "max_rel_diff_tf_reference": float(np.max(np.abs(loss5 - ref_tf) / np.abs(ref_tf))),
+            "passes_test_asserts": bool(np.allclose(loss5, ref_tf, rtol=1e-7)
+                                        and np.allclose(loss5, ref_nest, rtol=1e-8)),
+        }
+        log(f"test_eprop_regression check: {summary['nest_test_eprop_regression']}")
     write_json(os.path.join(out, "summary.json"), summary)
 
     manifest = {
@@ -618,7 +721,10 @@ def run(args):
         "json": {name: what for name, (_, what) in json_files.items()},
         "description": (
             f"Reference data of NEST {nest.__version__} (eprop_*_bsshslm_2020 models, recurrent model {rec_model}) "
-            "for the tutorial 'learning to generate an infinite loop with e-prop', generated by "
+            + ("for the tutorial 'learning to generate an infinite loop with e-prop', generated by "
+               if args.task == "infinite-loop" else
+               "for the sine-waves regression network of NEST's test_eprop_regression "
+               "(testsuite/pytests/synapses/test_eprop_bsshslm_2020_plasticity.py), generated by ") +
             "notebooks-data/crossval/nest_export.py with the arguments in 'args'. All times in ms with resolution "
             "1 ms; neuron indices are 0-based within their population (input 0..n_in-1, recurrent 0..n_rec-1, "
             "readout 0..n_out-1). Weight matrices use [post, pre] layout."
