@@ -15,11 +15,13 @@ Writes into RUN_DIR (or --out DIR):
 The functions (load_run, plot_pattern, plot_training_error, plot_dynamics,
 plot_weight_time_courses, plot_weight_matrices, render_all) can also be imported, e.g. from
 tutorial.ipynb. A figure whose input files are missing is skipped with a message naming the file;
-the exit status is then 1.
+the exit status is then 1. A run that recorded no iteration (--record-iterations none) gets only
+the training error and the weight matrices, with exit status 0. Missing numpy or matplotlib: a
+one-line message and exit status 2.
 
-Time stamps follow NEST (resolution 1 ms, T steps per iteration): recurrent samples and spikes of
-iteration n, step s carry stamp 3 + n*T + s, readout samples 5 + n*T + s, input (parrot) spikes
-2 + n*T + s.
+Time stamps follow NEST (resolution 1 ms, T steps per sequence, batch_size sequences per
+iteration): recurrent samples and spikes of sequence k, step s carry stamp 3 + k*T + s, readout
+samples 5 + k*T + s, input (parrot) spikes 2 + k*T + s.
 """
 
 import argparse
@@ -70,6 +72,10 @@ class MissingFile(Exception):
         super().__init__(f"missing file {path}" + (f" (needed for {what})" if what else ""))
 
 
+class NotRecorded(Exception):
+    """The run recorded no iteration (eprop-dense --record-iterations none): nothing to draw."""
+
+
 class Run:
     """A run folder: loads arrays on demand and knows the sequence length T."""
 
@@ -80,8 +86,11 @@ class Run:
         self.config = {}
         run_json = os.path.join(self.path, "run.json")
         if os.path.exists(run_json):
-            with open(run_json) as f:
-                self.config = json.load(f).get("config", {})
+            try:
+                with open(run_json) as f:
+                    self.config = json.load(f).get("config", {})
+            except (OSError, ValueError) as err:  # fall back to the arrays' shapes
+                print(f"plot_run.py: ignoring unreadable {run_json}: {err}", file=sys.stderr)
         self._cache = {}
 
     def has(self, name):
@@ -125,9 +134,13 @@ class Run:
         """0-based iterations with recordings: recorded_iterations.npy (eprop-dense), else the
         iterations covered by the readout multimeter (a NEST export records all of them)."""
         if self.has("recorded_iterations.npy"):
-            return [int(i) for i in self.load("recorded_iterations.npy")]
-        times = self.load("out_times_ms.npy", "the recorded iterations")
-        return sorted(set(int(i) for i in (times - OFFSET_OUT) // self.steps_per_iteration))
+            recorded = [int(i) for i in self.load("recorded_iterations.npy")]
+        else:
+            times = self.load("out_times_ms.npy", "the recorded iterations")
+            recorded = sorted(set(int(i) for i in (times - OFFSET_OUT) // self.steps_per_iteration))
+        if not recorded:
+            raise NotRecorded("no iteration recorded (run with --record-iterations first-last, all or a list)")
+        return recorded
 
     def in_iteration(self, times, offset, n):
         """Boolean mask of the time stamps that belong to iteration n."""
@@ -308,7 +321,8 @@ def plot_dynamics(run, iteration):
     start = n * run.steps_per_iteration
     axs[-1].set_xlim(start + OFFSET_IN, start + run.steps_per_iteration + OFFSET_OUT)
     axs[-1].set_xlabel("$t$ (ms, NEST time stamps)")
-    fig.suptitle(f"spikes and dynamic variables, iteration {n + 1} of {run.n_iter}")
+    batch = f" ({run.batch_size} sequences)" if run.batch_size > 1 else ""
+    fig.suptitle(f"spikes and dynamic variables, iteration {n + 1} of {run.n_iter}{batch}")
     fig.align_ylabels()
     fig.tight_layout()
     return fig
@@ -323,6 +337,7 @@ def _recorded_blocks(run):
     recorded_iterations.npy) records every iteration: one block."""
     if not run.has("recorded_iterations.npy"):
         return [[0, run.n_iter - 1]]
+    run.recorded_iterations()  # raises NotRecorded if there is none
     blocks = []
     for n in run.recorded_iterations():
         if blocks and blocks[-1][1] == n - 1:
@@ -483,6 +498,9 @@ def render_all(run_dir, out_dir=None, fmt="png", log=print):
     for stem, make in figures(run):
         try:
             fig = make()
+        except NotRecorded as err:  # not an error: the run was asked not to record
+            log(f"plot_run.py: {stem}: not drawn: {err}")
+            continue
         except (MissingFile, ValueError) as err:
             problems.append(f"{stem}: skipped: {err}")
             log(f"plot_run.py: {problems[-1]}")
@@ -505,7 +523,7 @@ def main(argv=None):
         print(f"plot_run.py: run folder {args.run_dir} does not exist", file=sys.stderr)
         return 1
     written, problems = render_all(args.run_dir, args.out, args.format,
-                                   log=lambda msg: print(msg, file=sys.stderr if "skipped" in msg else sys.stdout))
+                                   log=lambda msg: print(msg, file=sys.stdout if msg.startswith("wrote") else sys.stderr))
     return 1 if problems or not written else 0
 
 

@@ -22,7 +22,7 @@ fi
 if "$VENV/bin/python" - <<'PY' 2>/dev/null
 import importlib.metadata as md, sys
 ok = md.version("nest-simulator") == "3.10.0"
-md.version("numpy"); md.version("matplotlib")
+md.version("numpy"); md.version("matplotlib"); md.version("nbclient"); md.version("nbformat"); md.version("ipykernel")
 sys.exit(0 if ok else 1)
 PY
 then

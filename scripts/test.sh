@@ -7,6 +7,7 @@ swift build -c release --product eprop-dense
 swift test -c release
 if [ -x .venv/bin/python ]; then
     .venv/bin/python notebooks-data/crossval/crossval.py --quick
+    bash notebooks-data/check_notebook.sh
 else
     echo "test.sh: .venv missing, live NEST cross-validation skipped (run scripts/setup.sh)" >&2
     exit 1

@@ -147,7 +147,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var precision: Precision = .float
     public var gradient: GradientMethod = .adjoint
     public var kernel: Kernel = .sparse
-    /// OpenBLAS threads.
+    /// Worker threads simulating the shards of a batch (results do not depend on it).
     public var threads = 1
 
     public init() {}

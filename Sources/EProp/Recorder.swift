@@ -63,13 +63,15 @@ public final class Recorder: @unchecked Sendable {
 
     /// Called after every forward pass (recorded or not: the learning-signal lag needs the
     /// previous sequence).
-    func observe<S: Scalar>(iteration: Int, _ seq: SequenceBuffers<S>, _ net: Network<S>, eL: Double, eLOut: Double) {
-        let B = batch, T = steps
+    /// `seq` holds the sequences `firstSequence ..< firstSequence + seq.batch` of the run; shards
+    /// of a batch must be observed in order.
+    func observe<S: Scalar>(iteration: Int, firstSequence: Int, _ seq: SequenceBuffers<S>, _ net: Network<S>, eL: Double, eLOut: Double) {
+        let B = seq.batch, T = steps
         let recorded = isRecorded(iteration)
-        if recorded { recordedIterations.append(iteration) }
+        if recorded && recordedIterations.last != iteration { recordedIterations.append(iteration) }
         let windowStart = T - seq.learningWindowUsed
         for b in 0..<B {
-            let k = iteration * B + b
+            let k = firstSequence + b
             if recorded {
                 recordSequence(k: k, b: b, seq, net, eL: eL, eLOut: eLOut, windowStart: windowStart)
             }
@@ -81,7 +83,7 @@ public final class Recorder: @unchecked Sendable {
     }
 
     private func recordSequence<S: Scalar>(k: Int, b: Int, _ seq: SequenceBuffers<S>, _ net: Network<S>, eL: Double, eLOut: Double, windowStart: Int) {
-        let B = batch, T = steps, P = net.prop
+        let B = seq.batch, T = steps, P = net.prop
         let base = Double(k * T)
         for s in 0..<T {
             let row = s * B + b

@@ -123,128 +123,136 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
     // MARK: forward pass
 
     /// Simulates the B sequences for T steps with frozen weights, writing the histories
-    /// (spec 1.1 and 1.3, in NEST's order). State is reset at step 0 (interval start, spec 4.1).
+    /// (spec 1.1 and 1.3, in NEST's order).
     @_specialize(where S == Float)
     @_specialize(where S == Double)
     public func forward(_ net: Network<S>, learningWindow: Int, kernel: Kernel = .sparse) {
-        let B = batch, T = steps, nRec = self.nRec, nOut = self.nOut
-        let P = net.prop
+        beginSequence(learningWindow: learningWindow)
+        for s in 0..<steps { advance(s, net, kernel: kernel) }
+    }
+
+    /// Resets the state at the start of a sequence (interval start, spec 4.1).
+    public func beginSequence(learningWindow: Int) {
+        let B = batch, nRec = self.nRec, nOut = self.nOut
         v.fill(0)
         a.fill(0)
         spikeCount.fill(0)
         uNow.fill(0)
         refractory.update(repeating: 0, count: B * nRec)
         for q in 0..<(B * nOut) { loss[q] = 0 }
+        for b in 0..<(2 * B) { spikedCount[b] = 0 }
+        learningWindowUsed = learningWindow
+    }
 
+    /// Advances all B sequences by time step `s` (steps must come in order 0, 1, ..., T - 1).
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
+    public func advance(_ s: Int, _ net: Network<S>, kernel: Kernel) {
+        let B = batch, T = steps, nRec = self.nRec, nOut = self.nOut
+        let P = net.prop
         let alpha = P.alpha.p, zeta = P.zeta.p, iScale = P.currentScale.p
         let (rho, beta, vTh, vMin, nRef, iE) = (P.rho, P.beta, P.vTh, P.vMin, P.refractorySteps, P.iE)
         let vp = v.p, ap = a.p, cnt = spikeCount.p, refr = refractory, cur = current.p
-        let windowStart = T - learningWindow
-        learningWindowUsed = learningWindow
-        for b in 0..<(2 * B) { spikedCount[b] = 0 }
+        let windowStart = T - learningWindowUsed
         let wInT = net.wInT.p, wRecT = net.wRecT.p, wOut = net.wOut.p, feedback = net.feedback.p
-        let inputStart = self.inputStart
-        let inputIndex = self.inputIndex
 
-        for s in 0..<T {
-            let zPrev = z.row(s * B), zNow = z.row((s + 1) * B), psiNow = psi.row(s * B)
-            // Spike lists: half s % 2 holds z(s-1), the other half collects z(s).
-            let prevList = spiked + (s % 2) * B * nRec, nowList = spiked + (1 - s % 2) * B * nRec
-            let prevCount = spikedCount + (s % 2) * B, nowCount = spikedCount + (1 - s % 2) * B
-            // 1. Synaptic input: I = x(s) W_in^T + z(s-1) W_rec^T  ([B, nRec]).
-            switch kernel {
-            case .blas:
-                S.rowsTimesTransposed(rows: B, nPost: nRec, nPre: nIn, alpha: 1, x: x.row(s * B), w: net.wIn.p, beta: 0, out: cur)
-                S.rowsTimesTransposed(rows: B, nPost: nRec, nPre: nRec, alpha: 1, x: zPrev, w: net.wRec.p, beta: 1, out: cur)
-            case .sparse:
-                for b in 0..<B {
-                    let c = cur + b * nRec
-                    c.update(repeating: 0, count: nRec)
-                    for e in inputStart[s * B + b]..<inputStart[s * B + b + 1] {
-                        let w = wInT + Int(inputIndex[e]) * nRec
-                        for j in 0..<nRec { c[j] += w[j] }
-                    }
-                    for e in 0..<prevCount[b] {
-                        let w = wRecT + Int(prevList[b * nRec + e]) * nRec
-                        for j in 0..<nRec { c[j] += w[j] }
-                    }
-                }
-            }
-            // 2. Neurons, elementwise, in NEST's order: membrane, adaptation, surrogate, spike.
+        let zPrev = z.row(s * B), zNow = z.row((s + 1) * B), psiNow = psi.row(s * B)
+        // Spike lists: half s % 2 holds z(s-1), the other half collects z(s).
+        let prevList = spiked + (s % 2) * B * nRec, nowList = spiked + (1 - s % 2) * B * nRec
+        let prevCount = spikedCount + (s % 2) * B, nowCount = spikedCount + (1 - s % 2) * B
+        // 1. Synaptic input: I = x(s) W_in^T + z(s-1) W_rec^T  ([B, nRec]).
+        switch kernel {
+        case .blas:
+            S.rowsTimesTransposed(rows: B, nPost: nRec, nPre: nIn, alpha: 1, x: x.row(s * B), w: net.wIn.p, beta: 0, out: cur)
+            S.rowsTimesTransposed(rows: B, nPost: nRec, nPre: nRec, alpha: 1, x: zPrev, w: net.wRec.p, beta: 1, out: cur)
+        case .sparse:
             for b in 0..<B {
-                // I_e is latched at the end of the previous step: none before the run's first step.
-                let latched: S = (s == 0 && isFirstOfRun.p[b] != 0) ? 0 : 1
-                nowCount[b] = 0
-                // Branch-free pass (vectorizes): state, surrogate gradient and spike flag.
-                for j in 0..<nRec {
-                    let q = b * nRec + j
-                    let zp = zPrev[q]
-                    // Reset by the base threshold one step after the spike, not decayed by alpha.
-                    let vj = max(alpha[j] * vp[q] + zeta[j] * cur[q] - vTh * zp + iScale[j] * iE * latched, vMin)
-                    let aj = rho * ap[q] + zp
-                    let threshold = vTh + beta * aj
-                    let r = max(refr[q] - 1, 0)  // refractory steps left, counted down at the step's start
-                    refr[q] = r
-                    psiNow[q] = vj - threshold  // the distance d; psi(d) below
-                    zNow[q] = r == 0 && vj >= threshold ? 1 : 0
-                    vp[q] = vj
-                    ap[q] = aj
+                let c = cur + b * nRec
+                c.update(repeating: 0, count: nRec)
+                for e in inputStart[s * B + b]..<inputStart[s * B + b + 1] {
+                    let w = wInT + Int(inputIndex[e]) * nRec
+                    for j in 0..<nRec { c[j] += w[j] }
                 }
-                P.surrogateGradient(psiNow + b * nRec, count: nRec, refractory: refr + b * nRec)
-                // Spike bookkeeping: refractory start, count, and the spike list.
-                for j in 0..<nRec where zNow[b * nRec + j] != 0 {
-                    let q = b * nRec + j
-                    refr[q] = nRef
-                    cnt[q] += 1
-                    nowList[b * nRec + nowCount[b]] = Int32(j)
-                    nowCount[b] += 1
-                }
-                let vr = vRecord.row(s * B + b), ar = aRecord.row(s * B + b)
-                for j in 0..<nRecord {
-                    vr[j] = vp[b * nRec + j]
-                    ar[j] = ap[b * nRec + j]
+                for e in 0..<prevCount[b] {
+                    let w = wRecT + Int(prevList[b * nRec + e]) * nRec
+                    for j in 0..<nRec { c[j] += w[j] }
                 }
             }
-            // 3. Readout sees the spikes of the same step: u = kappa u + zeta_out z(s) W_out^T.
-            switch kernel {
-            case .blas:
-                S.rowsTimesTransposed(rows: B, nPost: nOut, nPre: nRec, alpha: P.zetaOut, x: zNow, w: wOut, beta: P.kappa, out: uNow.p)
-            case .sparse:
-                for b in 0..<B {
-                    for k in 0..<nOut {
-                        var sum: S = 0
-                        for e in 0..<nowCount[b] { sum += wOut[k * nRec + Int(nowList[b * nRec + e])] }
-                        uNow.p[b * nOut + k] = P.zetaOut * sum + P.kappa * uNow.p[b * nOut + k]
-                    }
-                }
+        }
+        // 2. Neurons, elementwise, in NEST's order: membrane, adaptation, surrogate, spike.
+        for b in 0..<B {
+            // I_e is latched at the end of the previous step: none before the run's first step.
+            let latched: S = (s == 0 && isFirstOfRun.p[b] != 0) ? 0 : 1
+            nowCount[b] = 0
+            // Branch-free pass (vectorizes): state, surrogate gradient and spike flag.
+            for j in 0..<nRec {
+                let q = b * nRec + j
+                let zp = zPrev[q]
+                // Reset by the base threshold one step after the spike, not decayed by alpha.
+                let vj = max(alpha[j] * vp[q] + zeta[j] * cur[q] - vTh * zp + iScale[j] * iE * latched, vMin)
+                let aj = rho * ap[q] + zp
+                let threshold = vTh + beta * aj
+                let r = max(refr[q] - 1, 0)  // refractory steps left, counted down at the step's start
+                refr[q] = r
+                psiNow[q] = vj - threshold  // the distance d; psi(d) below
+                zNow[q] = r == 0 && vj >= threshold ? 1 : 0
+                vp[q] = vj
+                ap[q] = aj
             }
-            let uHist = u.row(s * B), errNow = err.row(s * B), yStar = target.row(s * B)
+            P.surrogateGradient(psiNow + b * nRec, count: nRec, refractory: refr + b * nRec)
+            // Spike bookkeeping: refractory start, count, and the spike list.
+            for j in 0..<nRec where zNow[b * nRec + j] != 0 {
+                let q = b * nRec + j
+                refr[q] = nRef
+                cnt[q] += 1
+                nowList[b * nRec + nowCount[b]] = Int32(j)
+                nowCount[b] += 1
+            }
+            let vr = vRecord.row(s * B + b), ar = aRecord.row(s * B + b)
+            for j in 0..<nRecord {
+                vr[j] = vp[b * nRec + j]
+                ar[j] = ap[b * nRec + j]
+            }
+        }
+        // 3. Readout sees the spikes of the same step: u = kappa u + zeta_out z(s) W_out^T.
+        switch kernel {
+        case .blas:
+            S.rowsTimesTransposed(rows: B, nPost: nOut, nPre: nRec, alpha: P.zetaOut, x: zNow, w: wOut, beta: P.kappa, out: uNow.p)
+        case .sparse:
             for b in 0..<B {
-                let latched: S = (s == 0 && isFirstOfRun.p[b] != 0) ? 0 : 1
                 for k in 0..<nOut {
-                    let q = b * nOut + k
-                    uNow.p[q] += P.currentScaleOut * P.iEOut * latched
-                    uHist[q] = uNow.p[q]
-                    // Error only inside the learning window (the last LW steps).
-                    let e: S = s >= windowStart ? uNow.p[q] + P.eLOut - yStar[q] : 0
-                    errNow[q] = e
-                    loss[q] += 0.5 * Double(e) * Double(e)
+                    var sum: S = 0
+                    for e in 0..<nowCount[b] { sum += wOut[k * nRec + Int(nowList[b * nRec + e])] }
+                    uNow.p[b * nOut + k] = P.zetaOut * sum + P.kappa * uNow.p[b * nOut + k]
                 }
             }
-            // 4. Learning signal L(s) = err(s) B^T  ([B, nRec]).
-            switch kernel {
-            case .blas:
-                S.rowsTimesTransposed(rows: B, nPost: nRec, nPre: nOut, alpha: 1, x: errNow, w: feedback, beta: 0, out: learningSignal.row(s * B))
-            case .sparse:
-                let l = learningSignal.row(s * B)
-                let feedbackT = net.feedbackT.p
-                for b in 0..<B {
-                    let lb = l + b * nRec
-                    lb.update(repeating: 0, count: nRec)
-                    for k in 0..<nOut {
-                        let e = errNow[b * nOut + k], f = feedbackT + k * nRec
-                        for j in 0..<nRec { lb[j] += e * f[j] }
-                    }
+        }
+        let uHist = u.row(s * B), errNow = err.row(s * B), yStar = target.row(s * B)
+        for b in 0..<B {
+            let latched: S = (s == 0 && isFirstOfRun.p[b] != 0) ? 0 : 1
+            for k in 0..<nOut {
+                let q = b * nOut + k
+                uNow.p[q] += P.currentScaleOut * P.iEOut * latched
+                uHist[q] = uNow.p[q]
+                // Error only inside the learning window (the last LW steps).
+                let e: S = s >= windowStart ? uNow.p[q] + P.eLOut - yStar[q] : 0
+                errNow[q] = e
+                loss[q] += 0.5 * Double(e) * Double(e)
+            }
+        }
+        // 4. Learning signal L(s) = err(s) B^T  ([B, nRec]).
+        switch kernel {
+        case .blas:
+            S.rowsTimesTransposed(rows: B, nPost: nRec, nPre: nOut, alpha: 1, x: errNow, w: feedback, beta: 0, out: learningSignal.row(s * B))
+        case .sparse:
+            let l = learningSignal.row(s * B)
+            let feedbackT = net.feedbackT.p
+            for b in 0..<B {
+                let lb = l + b * nRec
+                lb.update(repeating: 0, count: nRec)
+                for k in 0..<nOut {
+                    let e = errNow[b * nOut + k], f = feedbackT + k * nRec
+                    for j in 0..<nRec { lb[j] += e * f[j] }
                 }
             }
         }

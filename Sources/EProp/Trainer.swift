@@ -16,17 +16,46 @@ public struct IterationResult: Sendable {
     public let seconds: Double
 }
 
+/// A fixed group of consecutive sequences of a batch, simulated side by side by one worker with
+/// its own histories and gradient accumulator.
+final class Shard<S: Scalar>: @unchecked Sendable {
+    /// Index of the shard's first sequence within the batch.
+    let first: Int
+    let seq: SequenceBuffers<S>
+    let computer: any GradientComputer<S>
+    /// Gradient summed over the shard's sequences.
+    let gradients: Gradients<S>
+
+    init(first: Int, size: Int, steps T: Int, config: TrainingConfig, net: Network<S>, nRecord: Int, initial: NetworkInit) {
+        self.first = first
+        seq = SequenceBuffers(batch: size, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut, nRecord: nRecord)
+        gradients = Gradients(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
+        switch config.gradient {
+        case .adjoint: computer = AdjointGradient(batch: size, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
+        case .traces: computer = TraceGradient(batch: size, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
+        }
+        for b in 0..<size { seq.setSequence(b, input: initial.inputSpikes, target: initial.target) }
+    }
+}
+
 /// Trains a network on a frozen task: every sequence sees the same input pattern and target,
-/// as in the tutorial. One iteration = `batchSize` sequences simulated side by side with frozen
-/// weights, their mean gradient, and one optimizer step (NEST's batch semantics, spec 4.3).
+/// as in the tutorial. One iteration = `batchSize` sequences simulated with frozen weights, their
+/// mean gradient, and one optimizer step (NEST's batch semantics, spec 4.3).
+///
+/// The batch is split into shards of at most `shardSize` sequences, independent of the thread
+/// count; `config.threads` workers simulate shards concurrently and the shard gradients are
+/// summed in shard order, so results are bitwise identical for any number of threads.
 public final class Trainer<S: Scalar>: @unchecked Sendable {
+    /// Sequences per shard.
+    public static var shardSize: Int { 8 }
+
     public let config: TrainingConfig
     public let initial: NetworkInit
     public let net: Network<S>
-    public let seq: SequenceBuffers<S>
+    /// Mean gradient of the last batch.
     public let gradients: Gradients<S>
     public let optimizer: Optimizer<S>
-    let computer: any GradientComputer<S>
+    let shards: [Shard<S>]
     /// Input columns that spike at step 1 of every sequence: NEST leaves out their L(T-1) term.
     let stepOneInputs: [Int]
 
@@ -39,17 +68,32 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         self.config = config
         self.initial = initial
         let B = config.optimizer.batchSize, T = initial.steps
-        net = Network(initial, config: config)
-        seq = SequenceBuffers(batch: B, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut, nRecord: recording.nRecord)
+        let net = Network<S>(initial, config: config)
+        self.net = net
+        shards = stride(from: 0, to: B, by: Self.shardSize).map {
+            Shard(first: $0, size: min(Self.shardSize, B - $0), steps: T, config: config, net: net, nRecord: recording.nRecord, initial: initial)
+        }
         recorder = Recorder(recording, iterations: config.iterations, batch: B, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
         gradients = Gradients(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
         optimizer = Optimizer(config.optimizer, shapes: [net.wIn, net.wRec, net.wOut].map { ($0.rows, $0.cols) })
-        switch config.gradient {
-        case .adjoint: computer = AdjointGradient(batch: B, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
-        case .traces: computer = TraceGradient(batch: B, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
-        }
         stepOneInputs = (0..<net.nIn).filter { initial.inputSpikes[$0, 1] != 0 }
-        for b in 0..<B { seq.setSequence(b, input: initial.inputSpikes, target: initial.target) }
+    }
+
+    /// Forward pass and gradient of one shard (runs on a worker thread).
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
+    private func simulate(_ shard: Shard<S>) {
+        let B = config.optimizer.batchSize, seq = shard.seq
+        let totalSequences = config.iterations * B
+        for b in 0..<seq.batch { seq.isFirstOfRun.p[b] = (iteration == 0 && shard.first + b == 0) ? 1 : 0 }
+        seq.forward(net, learningWindow: config.resolvedLearningWindow, kernel: config.kernel)
+        // Spec 6.2: the term is missing for every sequence that has a successor in the run.
+        let dropped = (0..<seq.batch).map { b -> [Int] in
+            let k = iteration * B + shard.first + b
+            return config.nestMissingLearningSignal && k < totalSequences - 1 ? stepOneInputs : []
+        }
+        shard.gradients.zero()
+        shard.computer.accumulate(net, seq, GradientContext(cReg: config.recurrent.cReg, droppedLastTerm: dropped, kernel: config.kernel), into: shard.gradients)
     }
 
     /// Runs one iteration and returns its result.
@@ -58,34 +102,37 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
     @_specialize(where S == Double)
     public func step() -> IterationResult {
         let start = ContinuousClock.now
-        let B = config.optimizer.batchSize, T = seq.steps
-        let totalSequences = config.iterations * B
-        for b in 0..<B { seq.isFirstOfRun.p[b] = (iteration == 0 && b == 0) ? 1 : 0 }
-
-        seq.forward(net, learningWindow: config.resolvedLearningWindow, kernel: config.kernel)
-        recorder.observe(iteration: iteration, seq, net, eL: config.recurrent.eL, eLOut: config.readout.eL)
-
-        // Spec 6.2: the term is missing for every sequence that has a successor in the run.
-        let dropped = (0..<B).map { b -> [Int] in
-            let k = iteration * B + b
-            return config.nestMissingLearningSignal && k < totalSequences - 1 ? stepOneInputs : []
+        let B = config.optimizer.batchSize, T = initial.steps, nOut = net.nOut
+        let workers = min(config.threads, shards.count)
+        if workers <= 1 {
+            for shard in shards { simulate(shard) }
+        } else {
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                for i in stride(from: w, to: shards.count, by: workers) { simulate(shards[i]) }
+            }
         }
+        // Fixed reduction order: shard 0, 1, ...
         gradients.zero()
-        computer.accumulate(net, seq, GradientContext(cReg: config.recurrent.cReg, droppedLastTerm: dropped, kernel: config.kernel), into: gradients)
+        var lossPerSequence: [Double] = [], lossPerReadout = [Double](repeating: 0, count: nOut), spikes = 0.0
+        for shard in shards {
+            recorder.observe(iteration: iteration, firstSequence: iteration * B + shard.first, shard.seq, net, eL: config.recurrent.eL, eLOut: config.readout.eL)
+            for (g, sg) in zip(gradients.all, shard.gradients.all) { for i in 0..<g.count { g.p[i] += sg.p[i] } }
+            let seq = shard.seq
+            for b in 0..<seq.batch {
+                lossPerSequence.append(seq.loss[(b * nOut)..<((b + 1) * nOut)].reduce(0, +))
+                for k in 0..<nOut { lossPerReadout[k] += seq.loss[b * nOut + k] / Double(B) }
+            }
+            for q in 0..<seq.spikeCount.count { spikes += Double(seq.spikeCount.p[q]) }
+        }
         gradients.finish(batchSize: B, averageOver: config.averageGradient ? config.resolvedLearningWindow : nil)
         optimizer.apply(weights: [net.wIn, net.wRec, net.wOut], gradients: gradients.all)
         for j in 0..<net.nRec { net.wRec[j, j] = 0 }  // no autapses, whatever Wmin is
         net.refreshTransposes()
 
-        var spikes = 0.0
-        for q in 0..<(B * net.nRec) { spikes += Double(seq.spikeCount.p[q]) }
         let elapsed = ContinuousClock.now - start
-        let nOut = net.nOut
         let result = IterationResult(
-            iteration: iteration, loss: seq.loss.reduce(0, +) / Double(B),
-            lossPerSequence: (0..<B).map { b in seq.loss[(b * nOut)..<((b + 1) * nOut)].reduce(0, +) },
-            lossPerReadout: (0..<nOut).map { k in (0..<B).map { seq.loss[$0 * nOut + k] }.reduce(0, +) / Double(B) },
-            rateHz: spikes / Double(B * net.nRec * T) * 1000,
+            iteration: iteration, loss: lossPerSequence.reduce(0, +) / Double(B), lossPerSequence: lossPerSequence,
+            lossPerReadout: lossPerReadout, rateHz: spikes / Double(B * net.nRec * T) * 1000,
             seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
         results.append(result)
         iteration += 1

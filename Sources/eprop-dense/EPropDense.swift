@@ -116,8 +116,10 @@ struct EPropDense: ParsableCommand {
     var gradient = defaults.gradient
     @Option(help: "Spike sums: sparse (gather/scatter over the spikes, default) or blas (SGEMV/SGEMM on the 0/1 spike matrices, the reference); equal up to summation order.")
     var kernel = defaults.kernel
-    @Option(help: "OpenBLAS threads.")
+    @Option(help: "Worker threads; each simulates fixed groups of 8 sequences of a batch (results do not depend on it).")
     var threads = defaults.threads
+    @Option(help: "OpenBLAS threads inside each worker (the BLAS kernel's calls are small: 1 is fastest).")
+    var blasThreads = 1
     @Option(help: "Output folder (default: runs/<date>-<time>).")
     var out: String?
     @Flag(help: "Replace a non-empty --out folder.")
@@ -230,7 +232,8 @@ struct EPropDense: ParsableCommand {
             }
             let outURL = URL(fileURLWithPath: out ?? "runs/\(Self.timestamp())")
             let folder = try RunFolder(outURL, replace: force)
-            BLASRuntime.setThreads(config.threads)
+            guard blasThreads >= 1 else { throw ValidationError("invalid --blas-threads: blas_threads >= 1 required") }
+            BLASRuntime.setThreads(blasThreads)
             switch config.precision {
             case .float: try train(Float.self, config, initial, folder)
             case .double: try train(Double.self, config, initial, folder)

@@ -70,3 +70,19 @@ final class GradientTests: XCTestCase {
 func zip3<A, B, C>(_ a: [A], _ b: [B], _ c: [C]) -> [(A, B, C)] {
     (0..<min(a.count, b.count, c.count)).map { (a[$0], b[$0], c[$0]) }
 }
+
+/// Results must not depend on the number of worker threads (fixed shards, fixed reduction order).
+final class DeterminismTests: XCTestCase {
+    func testThreadCountDoesNotChangeResults() {
+        var c = smallConfig()
+        (c.optimizer.batchSize, c.iterations, c.precision) = (Trainer<Float>.shardSize + 3, 3, .float)
+        let initial = InfiniteLoopTask.generate(c)
+        var weights: [[Float]] = []
+        for threads in [1, 2] {
+            c.threads = threads
+            let t = train(Float.self, c, initial)
+            weights.append(t.net.wIn.flat(as: Float.self) + t.net.wRec.flat(as: Float.self) + t.net.wOut.flat(as: Float.self))
+        }
+        XCTAssertEqual(weights[0].map(\.bitPattern), weights[1].map(\.bitPattern), "weights differ between 1 and 2 threads")
+    }
+}
