@@ -5,7 +5,7 @@ import Foundation
 public final class Optimizer<S: Scalar>: @unchecked Sendable {
     public let parameters: OptimizerParameters
     /// Optimizer steps taken so far (NEST's batch index t, 1-based at the step).
-    public private(set) var step = 0
+    public internal(set) var step = 0
     /// Adam's first and second moments, one pair per trained matrix (same shapes).
     public let m: [Matrix<S>]
     public let v: [Matrix<S>]
@@ -14,6 +14,19 @@ public final class Optimizer<S: Scalar>: @unchecked Sendable {
         self.parameters = parameters
         m = shapes.map { Matrix(rows: $0.rows, cols: $0.cols) }
         v = shapes.map { Matrix(rows: $0.rows, cols: $0.cols) }
+    }
+
+    /// An independent copy (moments and step).
+    public func copy() -> Optimizer<S> {
+        let o = Optimizer(parameters, shapes: m.map { ($0.rows, $0.cols) })
+        o.restore(from: self)
+        return o
+    }
+
+    /// Takes over the moments and the step of `other`.
+    public func restore(from other: Optimizer<S>) {
+        step = other.step
+        for (a, b) in zip(m + v, other.m + other.v) { a.copy(from: b) }
     }
 
     /// One step on each `weights[n]` with the batch-mean gradient `gradients[n]`.

@@ -43,7 +43,7 @@ public final class Recorder: @unchecked Sendable {
     public private(set) var weightEvents: [(time: Double, weight: Double, senderPop: Int32, sender: Int32, targetPop: Int32, target: Int32)] = []
     /// L of the recorded neurons at the last 3 steps of the previous sequence: NEST's
     /// learning_signal recordable lags the other recordables by 3 steps.
-    private var lastSignal: [[Double]]
+    var lastSignal: [[Double]]
 
     public static let recNames = ["V_m", "surrogate_gradient", "learning_signal", "V_th_adapt", "adaptation"]
     public static let outNames = ["V_m", "readout_signal", "readout_signal_unnorm", "target_signal", "error_signal"]
@@ -153,6 +153,26 @@ public final class Recorder: @unchecked Sendable {
             for j in 0..<min(nW, nRec) where j != i { weightEvents.append((t, Double(net.wRec[j, i]), 1, Int32(i), 0, Int32(j))) }
             for q in 0..<nOut { weightEvents.append((t, Double(net.wOut[q, i]), 1, Int32(i), 1, Int32(q))) }
         }
+    }
+
+    /// Takes over the recordings an earlier part of the run wrote into `folder` (for `--resume`).
+    func load(from folder: URL) throws {
+        func read(_ name: String) throws -> NPYArray { try NPY.read(folder.appendingPathComponent(name)) }
+        guard FileManager.default.fileExists(atPath: folder.appendingPathComponent("recorded_iterations.npy").path) else { return }
+        recordedIterations = try read("recorded_iterations.npy").values.map { Int($0) }
+        recTimes = try read("rec_times_ms.npy").values
+        outTimes = try read("out_times_ms.npy").values
+        func rows(_ a: NPYArray, _ n: Int, _ name: String) throws -> [[Double]] {
+            let len = a.shape.count == 2 ? a.shape[1] : 0
+            guard a.shape.count == 2, a.shape[0] == n else { throw CheckpointError("\(folder.path)/\(name): expected \(n) rows, got shape \(a.shape)") }
+            return (0..<n).map { Array(a.values[($0 * len)..<(($0 + 1) * len)]) }
+        }
+        for name in Self.recNames { rec[name] = try rows(read("rec_\(name).npy"), nRecord, "rec_\(name).npy") }
+        for name in Self.outNames { out[name] = try rows(read("out_\(name).npy"), nOut, "out_\(name).npy") }
+        spikesIn = (try read("spikes_in_times_ms.npy").values, try read("spikes_in_senders.npy").values.map { Int32($0) })
+        spikesRec = (try read("spikes_rec_times_ms.npy").values, try read("spikes_rec_senders.npy").values.map { Int32($0) })
+        let cols = try ["wr_times_ms", "wr_weights", "wr_sender_pop", "wr_sender_idx", "wr_target_pop", "wr_target_idx"].map { try read("\($0).npy").values }
+        weightEvents = cols[0].indices.map { (cols[0][$0], cols[1][$0], Int32(cols[2][$0]), Int32(cols[3][$0]), Int32(cols[4][$0]), Int32(cols[5][$0])) }
     }
 
     /// Writes the recordings as `.npy` files named as NEST's exports.

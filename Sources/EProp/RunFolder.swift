@@ -1,12 +1,30 @@
 import Foundation
 
 /// An output folder that appears complete or not at all: everything is written into a hidden
-/// temporary sibling, which is renamed to the final name only after the last file is written.
+/// temporary sibling, which is renamed to the final name only after the last file is written
+/// (or at the first checkpoint, which must survive a crash; `run.json`'s `status` then tells
+/// whether the run completed). Every file is written atomically.
 public final class RunFolder {
     public let final: URL
     /// Where files go until `commit()`.
     public let staging: URL
     private var committed = false
+    /// Where files go now: the staging folder, or the final one once committed.
+    public var current: URL { committed ? final : staging }
+
+    /// An existing run folder (for `--resume`): files are replaced in place, atomically.
+    public init(existing: URL) throws {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: existing.path, isDirectory: &isDir), isDir.boolValue else {
+            throw RunFolderError("--resume \(existing.path): folder does not exist")
+        }
+        guard FileManager.default.isWritableFile(atPath: existing.path) else {
+            throw RunFolderError("--resume \(existing.path): folder is not writable")
+        }
+        final = existing.standardizedFileURL
+        staging = final
+        committed = true
+    }
 
     /// Refuses an existing non-empty `final` unless `replace`; creates the staging folder now,
     /// so an unwritable location fails before any work is done.
@@ -33,7 +51,7 @@ public final class RunFolder {
 
     deinit { if !committed { try? FileManager.default.removeItem(at: staging) } }
 
-    public func url(_ name: String) -> URL { staging.appendingPathComponent(name) }
+    public func url(_ name: String) -> URL { current.appendingPathComponent(name) }
 
     public func write(_ a: NPYArray, _ name: String) throws { try NPY.write(a, to: url(name)) }
 
@@ -41,8 +59,9 @@ public final class RunFolder {
         try Data(text.utf8).write(to: url(name), options: .atomic)
     }
 
-    /// Moves the staging folder to its final name (replacing an existing one).
+    /// Moves the staging folder to its final name (replacing an existing one); no-op once done.
     public func commit() throws {
+        guard !committed else { return }
         let fm = FileManager.default
         if fm.fileExists(atPath: final.path) {
             let old = final.deletingLastPathComponent().appendingPathComponent(".\(final.lastPathComponent).old-\(getpid())")

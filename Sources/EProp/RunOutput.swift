@@ -7,7 +7,8 @@ public enum RunOutput {
     public static let version = "0.1.0"
 
     public static func write<S: Scalar>(
-        _ t: Trainer<S>, to folder: RunFolder, commandLine: [String], initSource: String, trainSeconds: Double
+        _ t: Trainer<S>, to folder: RunFolder, commandLine: [String], initSource: String, trainSeconds: Double,
+        status: String = "complete", gitCommit: String = "unknown"
     ) throws {
         let i = t.initial
         let n = t.results.count
@@ -34,7 +35,8 @@ public enum RunOutput {
 
         let secs = t.results.map(\.seconds).sorted()
         let record = RunRecord(
-            eprop_dense_version: version, command_line: commandLine, init_source: initSource,
+            status: status, completed_iterations: t.iteration,
+            eprop_dense_version: version, git_commit: gitCommit, command_line: commandLine, init_source: initSource,
             date_utc: ISO8601DateFormatter().string(from: Date()), config: t.config,
             blas: .init(library: BLASRuntime.config, core: BLASRuntime.coreName, threads: BLASRuntime.threads),
             machine: .init(host: ProcessInfo.processInfo.hostName, cpus: ProcessInfo.processInfo.activeProcessorCount),
@@ -60,10 +62,14 @@ public enum RunOutput {
 
 /// The `run.json` record.
 struct RunRecord: Encodable {
+    /// "complete", "interrupted" (resume with --resume) or "diverged".
+    let status: String
+    let completed_iterations: Int
     struct BLAS: Encodable { let library: String, core: String, threads: Int }
     struct Machine: Encodable { let host: String, cpus: Int }
     struct Timings: Encodable { let total_s: Double, per_iteration_mean_s: Double, per_iteration_median_s: Double }
     let eprop_dense_version: String
+    let git_commit: String
     let command_line: [String]
     let init_source: String
     let date_utc: String

@@ -1,7 +1,7 @@
 import Foundation
 
 /// The outcome of one training iteration (one batch, one optimizer step).
-public struct IterationResult: Sendable {
+public struct IterationResult: Codable, Sendable {
     /// 0-based iteration index.
     public let iteration: Int
     /// Mean over the batch's sequences of the tutorial's loss 0.5 sum_{s,k} (y - y*)^2.
@@ -59,8 +59,13 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
     /// Input columns that spike at step 1 of every sequence: NEST leaves out their L(T-1) term.
     let stepOneInputs: [Int]
 
-    public private(set) var iteration = 0
-    public private(set) var results: [IterationResult] = []
+    public internal(set) var iteration = 0
+    public internal(set) var results: [IterationResult] = []
+    /// After the last iteration: weights and optimizer state as a longer run would have them.
+    /// They differ from the final ones only by NEST's missing L(T-1) term (spec 6.2), which a
+    /// run's last sequence keeps; a checkpoint stores this state so that resuming continues
+    /// exactly as one long run.
+    public private(set) var continuation: (weights: [Matrix<S>], optimizer: Optimizer<S>)?
     /// Recordings of the chosen iterations (NEST's recorders).
     public let recorder: Recorder
 
@@ -82,9 +87,10 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
     /// Forward pass and gradient of one shard (runs on a worker thread).
     @_specialize(where S == Float)
     @_specialize(where S == Double)
-    private func simulate(_ shard: Shard<S>) {
+    /// With `continuing`, every sequence is treated as having a successor (the run goes on).
+    private func simulate(_ shard: Shard<S>, into g: Gradients<S>? = nil, continuing: Bool = false) {
         let B = config.optimizer.batchSize, seq = shard.seq
-        let totalSequences = config.iterations * B
+        let totalSequences = continuing ? Int.max : config.iterations * B
         for b in 0..<seq.batch { seq.isFirstOfRun.p[b] = (iteration == 0 && shard.first + b == 0) ? 1 : 0 }
         seq.forward(net, learningWindow: config.resolvedLearningWindow, kernel: config.kernel)
         // Spec 6.2: the term is missing for every sequence that has a successor in the run.
@@ -92,8 +98,9 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
             let k = iteration * B + shard.first + b
             return config.nestMissingLearningSignal && k < totalSequences - 1 ? stepOneInputs : []
         }
-        shard.gradients.zero()
-        shard.computer.accumulate(net, seq, GradientContext(cReg: config.recurrent.cReg, droppedLastTerm: dropped, kernel: config.kernel), into: shard.gradients)
+        let g = g ?? shard.gradients
+        g.zero()
+        shard.computer.accumulate(net, seq, GradientContext(cReg: config.recurrent.cReg, droppedLastTerm: dropped, kernel: config.kernel), into: g)
     }
 
     /// Runs one iteration and returns its result.
@@ -124,6 +131,7 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
             }
             for q in 0..<seq.spikeCount.count { spikes += Double(seq.spikeCount.p[q]) }
         }
+        if iteration == config.iterations - 1 { prepareContinuation() }
         gradients.finish(batchSize: B, averageOver: config.averageGradient ? config.resolvedLearningWindow : nil)
         optimizer.apply(weights: [net.wIn, net.wRec, net.wOut], gradients: gradients.all)
         for j in 0..<net.nRec { net.wRec[j, j] = 0 }  // no autapses, whatever Wmin is
@@ -138,5 +146,46 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         iteration += 1
         if iteration == config.iterations { recorder.finish(net) }
         return result
+    }
+
+    /// The first quantity of the last iteration that is NaN or infinite (loss, membrane voltage,
+    /// gradients, weights), or nil.
+    public func firstNonFinite() -> String? {
+        if let r = results.last, !r.loss.isFinite { return "loss (\(r.loss))" }
+        for shard in shards where !(0..<shard.seq.v.count).allSatisfy({ shard.seq.v.p[$0].isFinite }) {
+            return "membrane voltage V_m"
+        }
+        for (name, m) in zip(["gradient of w_in_rec", "gradient of w_rec_rec", "gradient of w_rec_out", "w_in_rec", "w_rec_rec", "w_rec_out"],
+                             gradients.all + [net.wIn, net.wRec, net.wOut]) {
+            if let i = (0..<m.count).first(where: { !m.p[$0].isFinite }) { return "\(name)[\(i / m.cols), \(i % m.cols)] (\(m.p[i]))" }
+        }
+        return nil
+    }
+
+    /// Before the last optimizer step (shard gradients ready): the step a longer run would take.
+    private func prepareContinuation() {
+        let B = config.optimizer.batchSize
+        let alt = Gradients<S>(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
+        let last = Gradients<S>(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
+        if config.nestMissingLearningSignal && !stepOneInputs.isEmpty { simulate(shards[shards.count - 1], into: last, continuing: true) }
+        for (i, shard) in shards.enumerated() {
+            let sg = i == shards.count - 1 && config.nestMissingLearningSignal && !stepOneInputs.isEmpty ? last : shard.gradients
+            for (g, s) in zip(alt.all, sg.all) { for q in 0..<g.count { g.p[q] += s.p[q] } }
+        }
+        alt.finish(batchSize: B, averageOver: config.averageGradient ? config.resolvedLearningWindow : nil)
+        let weights = [net.wIn, net.wRec, net.wOut].map { w -> Matrix<S> in let c = Matrix<S>(rows: w.rows, cols: w.cols); c.copy(from: w); return c }
+        let opt = optimizer.copy()
+        opt.apply(weights: weights, gradients: alt.all)
+        for j in 0..<net.nRec { weights[1][j, j] = 0 }
+        continuation = (weights, opt)
+    }
+
+    /// Sets the state of a checkpoint: completed iterations, their results, weights, optimizer.
+    func restore(iteration: Int, results: [IterationResult], weights: [Matrix<S>], optimizer state: Optimizer<S>) {
+        self.iteration = iteration
+        self.results = results
+        for (w, src) in zip([net.wIn, net.wRec, net.wOut], weights) { w.copy(from: src) }
+        optimizer.restore(from: state)
+        net.refreshTransposes()
     }
 }

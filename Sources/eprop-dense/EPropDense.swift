@@ -11,7 +11,7 @@ extension Kernel: ExpressibleByArgument {}
 
 private let defaults = TrainingConfig()
 
-@main
+
 struct EPropDense: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eprop-dense",
@@ -124,6 +124,12 @@ struct EPropDense: ParsableCommand {
     var out: String?
     @Flag(help: "Replace a non-empty --out folder.")
     var force = false
+    @Option(help: "Write a checkpoint (weights, Adam state, iteration, results) every N iterations and at the end (0: never).")
+    var checkpointEvery = 0
+    @Option(help: "Continue the run in this folder (written with --checkpoint-every) up to --iterations in total. The configuration comes from its checkpoint; only --iterations, --threads and output options apply.")
+    var resume: String?
+    @Option(help: "Read options from a JSON file: an object whose keys are option names without the leading dashes (e.g. {\"n-rec\": 400, \"eta\": 0.001, \"average-gradient\": true}); options on the command line override it.")
+    var config: String?
     @Option(help: "Iterations recorded (dynamics, spikes, weights): first-last, all, none, or a list of 1-based iterations such as 1,100,5000.")
     var recordIterations = "first-last"
     @Option(help: "Recurrent neurons whose dynamic variables are recorded (the first n; tutorial n_record).")
@@ -140,9 +146,13 @@ struct EPropDense: ParsableCommand {
             throw ValidationError("invalid --seed: 0 <= seed <= 4294967295 required")
         }
         _ = try recordedIterations()
+        guard checkpointEvery >= 0 else { throw ValidationError("invalid --checkpoint-every: N >= 0 required") }
+        if resume != nil && (`init` != nil || out != nil) {
+            throw ValidationError("invalid --resume: it continues the run in its own folder; do not combine it with --init or --out")
+        }
         guard nRecord >= 0 else { throw ValidationError("invalid --n-record: n_record >= 0 required") }
         guard nRecordW >= 0 else { throw ValidationError("invalid --n-record-w: n_record_w >= 0 required") }
-        if `init` == nil {
+        if `init` == nil && resume == nil {
             try makeConfig(initial: nil).validate()
         }
     }
@@ -220,6 +230,21 @@ struct EPropDense: ParsableCommand {
 
     func run() throws {
         do {
+            guard blasThreads >= 1 else { throw ValidationError("invalid --blas-threads: blas_threads >= 1 required") }
+            BLASRuntime.setThreads(blasThreads)
+            if let dir = resume {
+                let folder = try RunFolder(existing: URL(fileURLWithPath: dir))
+                var config = try Checkpoint.readConfig(in: folder.final)
+                config.iterations = iterations
+                config.threads = threads
+                try config.validate()
+                let initial = try NESTExport.load(folder.final)
+                switch config.precision {
+                case .float: try train(Float.self, config, initial, folder, resuming: true)
+                case .double: try train(Double.self, config, initial, folder, resuming: true)
+                }
+                return
+            }
             let initial: NetworkInit
             let config: TrainingConfig
             if let dir = `init` {
@@ -230,40 +255,81 @@ struct EPropDense: ParsableCommand {
                 config = try makeConfig(initial: nil)
                 initial = InfiniteLoopTask.generate(config)
             }
-            let outURL = URL(fileURLWithPath: out ?? "runs/\(Self.timestamp())")
-            let folder = try RunFolder(outURL, replace: force)
-            guard blasThreads >= 1 else { throw ValidationError("invalid --blas-threads: blas_threads >= 1 required") }
-            BLASRuntime.setThreads(blasThreads)
+            try Resources.check(config, recording: try recordingOptions(), out: URL(fileURLWithPath: out ?? "runs"))
+            let folder = try RunFolder(URL(fileURLWithPath: out ?? "runs/\(Self.timestamp())"), replace: force)
             switch config.precision {
-            case .float: try train(Float.self, config, initial, folder)
-            case .double: try train(Double.self, config, initial, folder)
+            case .float: try train(Float.self, config, initial, folder, resuming: false)
+            case .double: try train(Double.self, config, initial, folder, resuming: false)
             }
         } catch let e as ValidationError {
             throw e
         } catch let e as ExitCode {
             throw e
+        } catch let e as ConfigError {
+            throw ValidationError(e.description)
         } catch {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode.failure
         }
     }
 
-    private func train<S: Scalar>(_: S.Type, _ config: TrainingConfig, _ initial: NetworkInit, _ folder: RunFolder) throws {
-        let runStart = ContinuousClock.now
+    func recordingOptions() throws -> RecordingOptions {
         var recording = RecordingOptions()
         (recording.nRecord, recording.nRecordW, recording.iterations) = (nRecord, nRecordW, try recordedIterations())
-        let trainer = Trainer<S>(config: config, initial: initial, recording: recording)
-        let progress = Progress(total: config.iterations, enabled: !quiet)
-        for _ in 0..<config.iterations {
+        return recording
+    }
+
+    private func train<S: Scalar>(_: S.Type, _ config: TrainingConfig, _ initial: NetworkInit, _ folder: RunFolder, resuming: Bool) throws {
+        let runStart = ContinuousClock.now
+        let trainer = Trainer<S>(config: config, initial: initial, recording: try recordingOptions())
+        if resuming {
+            try Checkpoint.restore(trainer, from: folder.final)
+            guard trainer.iteration < config.iterations else {
+                throw ValidationError("invalid --iterations: the run in \(folder.final.path) already has \(trainer.iteration) iterations; pass a larger total to continue it")
+            }
+        }
+        let initSource = resuming ? "resumed from \(folder.final.path)" : (`init` ?? "seed \(config.seed)")
+        let gitCommit = Provenance.gitCommit()
+        func writeOutputs(status: String) throws {
+            try RunOutput.write(trainer, to: folder, commandLine: CommandLine.arguments, initSource: initSource,
+                                trainSeconds: seconds(ContinuousClock.now - runStart), status: status, gitCommit: gitCommit)
+        }
+        func checkpoint() throws {
+            try writeOutputs(status: "running")
+            try folder.commit()
+            try Checkpoint.write(trainer, in: folder.final)
+        }
+
+        Interruption.install()
+        let progress = Progress(total: config.iterations, done: trainer.iteration, enabled: !quiet)
+        while trainer.iteration < config.iterations {
+            if let signal = Interruption.received {
+                progress.finish()
+                if trainer.iteration > 0 { try checkpoint() }
+                try writeOutputs(status: "interrupted")
+                try folder.commit()
+                FileHandle.standardError.write(Data("interrupted by signal \(signal) after iteration \(trainer.iteration); outputs and checkpoint in \(folder.final.path)\nresume with: eprop-dense --resume \(folder.final.path) --iterations \(config.iterations)\n".utf8))
+                throw ExitCode(128 + signal)
+            }
             let r = trainer.step()
+            if let bad = trainer.firstNonFinite() {
+                progress.finish()
+                try writeOutputs(status: "diverged")
+                try folder.commit()
+                let hasCheckpoint = FileManager.default.fileExists(atPath: folder.final.appendingPathComponent("checkpoint").path)
+                FileHandle.standardError.write(Data("error: training diverged at iteration \(r.iteration + 1): \(bad) is not finite. Likely cause: a learning rate too large for the weights (--eta \(config.optimizer.eta)) or too wide weight bounds (--w-min/--w-max); lower --eta. \(hasCheckpoint ? "The last good checkpoint is kept in \(folder.final.path)/checkpoint." : "No checkpoint was written (use --checkpoint-every).")\n".utf8))
+                throw ExitCode(3)
+            }
             if !quiet {
                 print(String(format: "iteration %5d  loss %.8f  rate %6.2f Hz  time %.4f s", r.iteration + 1, r.loss, r.rateHz, r.seconds))
             }
             progress.update(done: r.iteration + 1, lastSeconds: r.seconds)
+            if checkpointEvery > 0 && (trainer.iteration % checkpointEvery == 0 || trainer.iteration == config.iterations) {
+                try checkpoint()
+            }
         }
         progress.finish()
-        let trainSeconds = seconds(ContinuousClock.now - runStart)
-        try RunOutput.write(trainer, to: folder, commandLine: CommandLine.arguments, initSource: `init` ?? "seed \(config.seed)", trainSeconds: trainSeconds)
+        try writeOutputs(status: "complete")
         try folder.commit()
         let n = Double(trainer.results.count)
         let perIteration = trainer.results.map(\.seconds).reduce(0, +) / n
@@ -288,8 +354,10 @@ final class Progress {
     let total: Int, enabled: Bool, tty: Bool
     var elapsed = 0.0
     var lastPrint = ContinuousClock.now
-    init(total: Int, enabled: Bool) {
+    let start: Int
+    init(total: Int, done: Int = 0, enabled: Bool) {
         self.total = total
+        start = done
         self.enabled = enabled
         tty = isatty(2) != 0
     }
@@ -297,7 +365,7 @@ final class Progress {
         elapsed += lastSeconds
         guard enabled, tty || ContinuousClock.now - lastPrint > .seconds(10) || done == total else { return }
         lastPrint = ContinuousClock.now
-        let remaining = elapsed / Double(done) * Double(total - done)
+        let remaining = elapsed / Double(max(done - start, 1)) * Double(total - done)
         let line = String(format: "[%d/%d] %.0f%%, %.1f s elapsed, ~%.1f s left", done, total, 100 * Double(done) / Double(total), elapsed, remaining)
         FileHandle.standardError.write(Data((tty ? "\r\u{1B}[K" + line : line + "\n").utf8))
     }

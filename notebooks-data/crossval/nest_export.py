@@ -108,6 +108,11 @@ def parse_args(argv=None):
     p.add_argument("--no-recordings", action="store_true",
                    help="skip the recurrent multimeter and the weight recorder and record only "
                         "readout_signal/target_signal of the readouts (enough for the loss)")
+    p.add_argument("--compact", action="store_true",
+                   help="small export for committing: the initial and feedback weights (float32 values, see "
+                        "dtype_weights) as float32 .npy; no arrays that others determine (spikes_in_*, "
+                        "input_spike_seq_*, w_numpy_in_rec_float32) and no out_* recordings (loss.npy has the "
+                        "loss); of the parameter dumps only the neurons' and script_params.json")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     args = p.parse_args(argv)
     for key, value in TASK_DEFAULTS[args.task].items():
@@ -602,6 +607,18 @@ def run(args):
         put("wr_target_idx.npy", np.where(t_is_out, t - out0, t - rec0).astype(np.int32), "index",
             "weight recorder: 0-based target index within its population")
 
+    if args.compact:
+        for name in ["spikes_in_times_ms.npy", "spikes_in_senders.npy", "input_spike_seq_neuron.npy",
+                     "input_spike_seq_time_ms.npy", "w_numpy_in_rec_float32.npy"]:
+            arrays.pop(name, None)
+        for name in [n for n in arrays if n.startswith("out_")]:
+            arrays.pop(name)
+        for name in ["w_in_rec_init.npy", "w_rec_rec_init.npy", "w_rec_out_init.npy", "w_out_rec_feedback.npy"]:
+            array, units, meaning = arrays[name]
+            as32 = np.asarray(array, dtype=np.float32)
+            assert np.array_equal(as32.astype(np.float64), array), f"{name} is not exactly representable in float32"
+            arrays[name] = (as32, units, meaning + " (stored as float32: the script draws float32 values, so this "
+                                                   "is exact; NEST holds the same values as float64)")
     for name, (array, _, _) in arrays.items():
         np.save(os.path.join(out, name), array)
 
@@ -642,6 +659,9 @@ def run(args):
         "kernel_status.json": (kernel_status, "selected NEST kernel status after Simulate"),
         "script_params.json": (script_params, "parameters as set by the script (before NEST conversion)"),
     }
+    if args.compact:
+        json_files = {k: v for k, v in json_files.items()
+                      if k in ("params_rec_neuron.json", "params_out_neuron.json", "script_params.json")}
     for name, (obj, _) in json_files.items():
         write_json(os.path.join(out, name), obj)
 

@@ -1,0 +1,10 @@
+import ArgumentParser
+import Foundation
+
+// Options from --config FILE come first, so that the command line overrides them.
+do {
+    EPropDense.main(try ConfigFile.expand(Array(CommandLine.arguments.dropFirst())))
+} catch {
+    FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+    exit(64)
+}
