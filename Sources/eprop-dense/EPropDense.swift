@@ -247,15 +247,17 @@ struct EPropDense: ParsableCommand {
             }
             let initial: NetworkInit
             let config: TrainingConfig
+            let outParent = URL(fileURLWithPath: out ?? "runs")
             if let dir = `init` {
                 initial = try NESTExport.load(URL(fileURLWithPath: dir))
                 config = try makeConfig(initial: initial)
                 try config.validate()
+                try Resources.check(config, recording: try recordingOptions(), out: outParent)
             } else {
                 config = try makeConfig(initial: nil)
+                try Resources.check(config, recording: try recordingOptions(), out: outParent)
                 initial = InfiniteLoopTask.generate(config)
             }
-            try Resources.check(config, recording: try recordingOptions(), out: URL(fileURLWithPath: out ?? "runs"))
             let folder = try RunFolder(URL(fileURLWithPath: out ?? "runs/\(Self.timestamp())"), replace: force)
             switch config.precision {
             case .float: try train(Float.self, config, initial, folder, resuming: false)

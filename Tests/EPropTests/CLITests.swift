@@ -4,30 +4,14 @@ import XCTest
 
 /// Runs the built `eprop-dense` binary as a user would.
 final class CLITests: XCTestCase {
-    var binary: URL { Bundle.main.bundleURL.appendingPathComponent("eprop-dense") }
-    var tmp: URL!
+    lazy var tmp: URL = FileManager.default.temporaryDirectory.appendingPathComponent("eprop-cli-\(UUID().uuidString)")
 
     override func setUpWithError() throws {
         try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: binary.path), "eprop-dense not built at \(binary.path)")
-        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("eprop-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
     }
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: tmp) }
-
-    @discardableResult
-    func run(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let p = Process()
-        p.executableURL = binary
-        p.arguments = args
-        let (o, e) = (Pipe(), Pipe())
-        p.standardOutput = o
-        p.standardError = e
-        try p.run()
-        let od = o.fileHandleForReading.readDataToEndOfFile(), ed = e.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: od, as: UTF8.self), String(decoding: ed, as: UTF8.self))
-    }
 
     /// Copies the reference export, optionally altering one file.
     func exportCopy(_ name: String, alter: ((URL) throws -> Void)? = nil) throws -> String {
@@ -42,7 +26,7 @@ final class CLITests: XCTestCase {
 
     func testShortRunWritesNumpyReadableOutputs() throws {
         let out = tmp.appendingPathComponent("run").path
-        let r = try run(["--iterations", "2", "--n-rec", "20", "--n-in", "10", "--sequence", "100", "--out", out])
+        let r = try runCLI(["--iterations", "2", "--n-rec", "20", "--n-in", "10", "--sequence", "100", "--out", out])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(r.stdout.split(separator: "\n").count, 2, "one line per iteration: \(r.stdout)")
         let loss = try NPY.read(URL(fileURLWithPath: out).appendingPathComponent("loss.npy"))
@@ -53,7 +37,7 @@ final class CLITests: XCTestCase {
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out).appendingPathComponent("run.json"))) as? [String: Any]
         XCTAssertNotNil(json?["config"])
         // An existing non-empty folder is not overwritten without --force.
-        let again = try run(["--iterations", "1", "--out", out])
+        let again = try runCLI(["--iterations", "1", "--out", out])
         XCTAssertNotEqual(again.status, 0)
         XCTAssertTrue(again.stderr.contains("--force"), again.stderr)
     }
@@ -69,6 +53,15 @@ final class CLITests: XCTestCase {
         let inconsistent = try exportCopy("inconsistent") { d in
             try NPY.write(NPYArray(shape: [199], values: Array(repeating: 30, count: 199)), to: d.appendingPathComponent("tau_m_rec.npy"))
         }
+        func config(_ name: String, _ text: String) throws -> String {
+            let url = tmp.appendingPathComponent(name)
+            try Data(text.utf8).write(to: url)
+            return url.path
+        }
+        let finished = tmp.appendingPathComponent("finished")
+        XCTAssertEqual(try runCLI(["--n-rec", "10", "--n-in", "5", "--sequence", "50", "--iterations", "2", "--checkpoint-every", "2", "--quiet", "--out", finished.path]).status, 0)
+        let noCheckpoint = tmp.appendingPathComponent("nocheckpoint")
+        XCTAssertEqual(try runCLI(["--n-rec", "10", "--n-in", "5", "--sequence", "50", "--iterations", "1", "--quiet", "--out", noCheckpoint.path]).status, 0)
         let cases: [([String], String)] = [
             (["--n-rec", "0"], "--n-rec"),
             (["--n-in", "-3"], "--n-in"),
@@ -88,10 +81,30 @@ final class CLITests: XCTestCase {
             (["--init", inconsistent], "tau_m_rec.npy: expected shape [200]"),
             (["--init", corrupt], "tau_m_rec.npy: not a valid .npy file"),
             (["--init", referenceDir.path, "--n-rec", "100"], "--n-rec"),
+            (["--tau-m-std=-1"], "--tau-m-std"),
+            (["--v-th", "0"], "--v-th"),
+            (["--t-ref=-1"], "--t-ref"),
+            (["--c-reg=-5"], "--c-reg"),
+            (["--beta-2", "1"], "--beta-2"),
+            (["--epsilon", "0"], "--epsilon"),
+            (["--input-spike-prob", "1.5"], "--input-spike-prob"),
+            (["--threads", "0"], "--threads"),
+            (["--blas-threads", "0"], "--blas-threads"),
+            (["--record-iterations", "0,7"], "--record-iterations"),
+            (["--checkpoint-every=-1"], "--checkpoint-every"),
+            (["--n-rec", "2000000"], "GB of memory"),
+            (["--config", tmp.appendingPathComponent("none.json").path], "cannot be read"),
+            (["--config", try config("bad.json", "{\"n-rec\": 5,")], "not valid JSON"),
+            (["--config", try config("unknown.json", "{\"n-recc\": 5}")], "key 'n-recc': unknown key"),
+            (["--config", try config("type.json", "{\"n-rec\": \"many\"}")], "key 'n-rec'"),
+            (["--config", try config("flag.json", "{\"eta\": true}")], "key 'eta' takes a value"),
+            (["--resume", tmp.appendingPathComponent("nothing").path], "does not exist"),
+            (["--resume", noCheckpoint.path], "no checkpoint"),
+            (["--resume", finished.path, "--iterations", "2"], "already has 2 iterations"),
         ]
         for (i, (args, expected)) in cases.enumerated() {
             let out = tmp.appendingPathComponent("out\(i)")
-            let r = try run(args + ["--iterations", "1", "--out", out.path])
+            let r = try runCLI(args.contains("--resume") ? args : args + ["--iterations", "1", "--out", out.path])
             XCTAssertNotEqual(r.status, 0, "\(args) must fail")
             XCTAssertTrue(r.stderr.contains(expected), "\(args): expected '\(expected)' in: \(r.stderr)")
             XCTAssertFalse(FileManager.default.fileExists(atPath: out.path), "\(args) left an output folder")

@@ -59,3 +59,21 @@ func smallConfig() -> TrainingConfig {
     c.precision = .double
     return c
 }
+
+/// The built `eprop-dense` binary next to the test bundle.
+var binary: URL { Bundle.main.bundleURL.appendingPathComponent("eprop-dense") }
+
+/// Runs the binary as a user would.
+@discardableResult
+func runCLI(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    let p = Process()
+    p.executableURL = binary
+    p.arguments = args
+    let (o, e) = (Pipe(), Pipe())
+    p.standardOutput = o
+    p.standardError = e
+    try p.run()
+    let od = o.fileHandleForReading.readDataToEndOfFile(), ed = e.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: od, as: UTF8.self), String(decoding: ed, as: UTF8.self))
+}

@@ -602,6 +602,41 @@ def run_float32_long(engine, nest_dir, f64_dir, folder, cfg, extra):
     return not problems, out, problems, t_total
 
 
+def measure_band(engine, n_runs, work):
+    """Re-measure the statistics behind F32_BAND_*: Float64 runs of seed_iter200 from n_runs rounding-perturbed
+    inits (plus the unperturbed one), all ordered pairs, and Float32 vs Float64. Engine only (the initial state
+    is the committed NEST export of the tutorial; it does not depend on the number of iterations)."""
+    init = os.path.join(REPO_ROOT, "notebooks-data", "reference", "nest-3.10-infinite-loop-seed1-iter5")
+    config = next(c for c in CONFIGS if c["name"] == "seed_iter200")
+    cfg = full_config(config["nest"])
+    curves = []
+    for k in range(-1, n_runs):  # -1: unperturbed
+        init_k = init if k < 0 else os.path.join(work, f"init{k}")
+        if k >= 0:
+            perturbed_init(init, init_k, k)
+        out = os.path.join(work, f"run{k}")
+        cmd = [engine, "--init", init_k, "--out", out, "--precision", "double"] + engine_args(cfg) \
+            + ["--record-iterations", "none", "--quiet"]
+        if subprocess.run(cmd, capture_output=True).returncode != 0:
+            sys.exit(f"engine failed: {shlex.join(cmd)}")
+        curves.append(np.load(os.path.join(out, "loss.npy")))
+    out = os.path.join(work, "float32")
+    cmd = [engine, "--init", init, "--out", out, "--precision", "float"] + engine_args(cfg) \
+        + ["--record-iterations", "none", "--quiet"]
+    subprocess.run(cmd, check=True, capture_output=True)
+    l32 = np.load(os.path.join(out, "loss.npy"))
+    pairs = np.array([band_statistics(curves[i], curves[j]) for i in range(len(curves))
+                      for j in range(len(curves)) if i != j])
+    print(f"{len(curves)} Float64 runs ({n_runs} from perturbed inits), {len(pairs)} ordered pairs, "
+          f"{cfg['iterations']} iterations:")
+    for col, name, band in ((0, "M", F32_BAND_SMOOTHED), (1, "D", F32_BAND_SECOND_HALF)):
+        x = pairs[:, col]
+        print(f"  {name}: median {np.median(x):.3f}, 90th percentile {np.percentile(x, 90):.3f}, 99th percentile "
+              f"{np.percentile(x, 99):.3f}, max {x.max():.3f}   (band {band})")
+    m, d = band_statistics(l32, curves[0])
+    print(f"Float32 vs Float64: M = {m:.3f}, D = {d:.3f}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true",
@@ -614,7 +649,13 @@ def main():
                    help="extra argument for the engine, repeatable (e.g. --engine-arg=--gradient --engine-arg=traces)")
     p.add_argument("--self-test", action="store_true",
                    help="do not run the engine; test the comparison against exact and perturbed NEST copies")
+    p.add_argument("--measure-band", type=int, metavar="N",
+                   help="re-measure the Float32 band statistics with N perturbed Float64 runs (engine only) and exit")
     args = p.parse_args()
+    if args.measure_band:
+        with tempfile.TemporaryDirectory(prefix="eprop-band-") as work:
+            measure_band(os.path.abspath(args.engine), args.measure_band, work)
+        return
 
     if args.list:
         for c in CONFIGS:
