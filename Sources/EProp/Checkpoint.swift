@@ -65,6 +65,12 @@ public enum Checkpoint {
         guard let data = try? Data(contentsOf: url) else {
             throw CheckpointError("--resume \(runFolder.path): no checkpoint (checkpoint/checkpoint.json missing; the run needs --checkpoint-every)")
         }
+        return try decodeRecord(data, path: url.path)
+    }
+
+    /// Parses and checks a `checkpoint.json`.
+    static func decodeRecord(_ data: Data, path: String) throws -> Record {
+        let url = URL(fileURLWithPath: path)
         let record: Record
         let dec = JSONDecoder()
         dec.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")

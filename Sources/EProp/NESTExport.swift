@@ -14,11 +14,21 @@ public enum NESTExport {
         guard FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else {
             throw InitError("--init \(dir.path): folder does not exist")
         }
-        for f in files where !FileManager.default.fileExists(atPath: dir.appendingPathComponent(f).path) {
-            throw InitError("--init \(dir.path): missing \(f) (a NEST export needs \(files.joined(separator: ", ")))")
+        var contents: [String: Data] = [:]
+        for f in files {
+            guard let data = FileManager.default.contents(atPath: dir.appendingPathComponent(f).path) else {
+                throw InitError("--init \(dir.path): missing \(f) (a NEST export needs \(files.joined(separator: ", ")))")
+            }
+            contents[f] = data
         }
+        return try decode(contents, folder: dir.path)
+    }
+
+    /// Builds the initial state from the contents of the `files`, checking every shape.
+    public static func decode(_ contents: [String: Data], folder: String) throws -> NetworkInit {
         func matrix(_ name: String) throws -> (NPYArray, Matrix<Double>) {
-            let a = try NPY.read(dir.appendingPathComponent(name))
+            guard let data = contents[name] else { throw InitError("--init \(folder): missing \(name)") }
+            let a = try NPY.decode(data, path: "\(folder)/\(name)")
             guard a.values.allSatisfy({ $0.isFinite }) else { throw InitError("\(name): contains NaN or infinity") }
             switch a.shape.count {
             case 1: return (a, Matrix(rows: 1, cols: a.shape[0], a.values))
