@@ -21,6 +21,8 @@ public enum Checkpoint {
         var results: [IterationResult]
         /// L of the recorded neurons at the last 3 steps of the last sequence (recorder carry).
         var recorder_last_signal: [[Double]]
+        /// Generated trials (evidence accumulation): the generator where the next batch starts.
+        var trial_generator: EvidenceAccumulationTrials.State?
     }
 
     /// Writes the trainer's state into `<runFolder>/checkpoint`. After the last iteration it
@@ -43,7 +45,7 @@ public enum Checkpoint {
         let record = Record(
             format_version: formatVersion, precision: S.self == Float.self ? .float : .double,
             completed_iterations: t.iteration, optimizer_step: optimizer.step, config: t.config, results: t.results,
-            recorder_last_signal: t.recorder.lastSignal)
+            recorder_last_signal: t.recorder.lastSignal, trial_generator: t.initial.patterns.generatorState(atBatch: t.iteration))
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
@@ -115,6 +117,7 @@ public enum Checkpoint {
         if record.recorder_last_signal.count == 3 && record.recorder_last_signal.allSatisfy({ $0.count == t.recorder.lastSignal[0].count }) {
             t.recorder.lastSignal = record.recorder_last_signal
         }
+        if let g = record.trial_generator { t.initial.patterns.restoreGenerator(g) }
         try t.recorder.load(from: runFolder)
     }
 }

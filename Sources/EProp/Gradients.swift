@@ -165,7 +165,7 @@ public final class AdjointGradient<S: Scalar>: GradientComputer {
     ) {
         let B = batch, T = steps, nRec = self.nRec
         let P = net.prop
-        let (kappa, rho, beta) = (P.kappa, P.rho, P.beta)
+        let (kappa, rho, beta) = (P.kappa, P.rho, P.beta.p)
         let oneMinusKappa = 1 - kappa
         let alpha = P.alpha.p, zeta = P.zeta.p
         for b in rows { for j in 0..<nRec { lBar[b, j] = 0; lambda[b, j] = 0; wBar[b, j] = 0 } }
@@ -182,7 +182,7 @@ public final class AdjointGradient<S: Scalar>: GradientComputer {
                     let c = lbj + scale * r[j]
                     let ps = psi[j], l = lam[j]
                     let w = ps * (c + l)
-                    lam[j] = -beta * c * ps + (rho - beta * ps) * l
+                    lam[j] = -beta[j] * c * ps + (rho - beta[j] * ps) * l
                     let wbj = w + alpha[j] * wb[j]
                     wb[j] = wbj
                     o[j] = zeta[j] * wbj

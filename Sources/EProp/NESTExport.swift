@@ -26,10 +26,14 @@ public enum NESTExport {
 
     /// Builds the initial state from the contents of the `files`, checking every shape.
     public static func decode(_ contents: [String: Data], folder: String) throws -> NetworkInit {
-        func matrix(_ name: String) throws -> (NPYArray, Matrix<Double>) {
+        func array(_ name: String) throws -> NPYArray {
             guard let data = contents[name] else { throw InitError("--init \(folder): missing \(name)") }
             let a = try NPY.decode(data, path: "\(folder)/\(name)")
             guard a.values.allSatisfy({ $0.isFinite }) else { throw InitError("\(name): contains NaN or infinity") }
+            return a
+        }
+        func matrix(_ name: String) throws -> (NPYArray, Matrix<Double>) {
+            let a = try array(name)
             switch a.shape.count {
             case 1: return (a, Matrix(rows: 1, cols: a.shape[0], a.values))
             case 2: return (a, Matrix(rows: a.shape[0], cols: a.shape[1], a.values))
@@ -41,8 +45,9 @@ public enum NESTExport {
         let (aOut, wOut) = try matrix("w_rec_out_init.npy")
         let (aB, feedback) = try matrix("w_out_rec_feedback.npy")
         let (aTau, tau) = try matrix("tau_m_rec.npy")
-        let (aX, input) = try matrix("input_spike_bool_seq.npy")
-        let (aY, target) = try matrix("target_signal_seq.npy")
+        // Patterns: [n_in, T] and [n_out, T] for a frozen task, or [K, n_in, T] and [K, n_out, T]
+        // with one pattern per sequence.
+        let aX = try array("input_spike_bool_seq.npy"), aY = try array("target_signal_seq.npy")
 
         guard aIn.shape.count == 2, aIn.shape[0] > 0, aIn.shape[1] > 0 else {
             throw InitError("w_in_rec_init.npy: expected shape [n_rec, n_in] with n_rec, n_in > 0, got \(aIn.shape)")
@@ -52,10 +57,11 @@ public enum NESTExport {
             throw InitError("w_rec_out_init.npy: expected shape [n_out, n_rec], got \(aOut.shape)")
         }
         let nOut = aOut.shape[0]
-        guard aX.shape.count == 2, aX.shape[1] >= 2 else {
-            throw InitError("input_spike_bool_seq.npy: expected shape [n_in, T] with T >= 2, got \(aX.shape)")
+        guard aX.shape.count == 2 || aX.shape.count == 3, aX.shape.last! >= 2, aX.shape.count == 2 || aX.shape[0] >= 1 else {
+            throw InitError("input_spike_bool_seq.npy: expected shape [n_in, T] or [K, n_in, T] with T >= 2, got \(aX.shape)")
         }
-        let T = aX.shape[1]
+        let T = aX.shape.last!
+        let K = aX.shape.count == 3 ? aX.shape[0] : nil
         func expect(_ a: NPYArray, _ name: String, _ shape: [Int], _ meaning: String) throws {
             guard a.shape == shape else {
                 throw InitError("\(name): expected shape \(shape) (\(meaning)) to match w_in_rec_init.npy [n_rec=\(nRec), n_in=\(nIn)], w_rec_out_init.npy [n_out=\(nOut), ...] and input_spike_bool_seq.npy [..., T=\(T)]; got \(a.shape)")
@@ -65,8 +71,8 @@ public enum NESTExport {
         try expect(aOut, "w_rec_out_init.npy", [nOut, nRec], "[n_out, n_rec]")
         try expect(aB, "w_out_rec_feedback.npy", [nRec, nOut], "[n_rec, n_out]")
         try expect(aTau, "tau_m_rec.npy", [nRec], "[n_rec]")
-        try expect(aX, "input_spike_bool_seq.npy", [nIn, T], "[n_in, T]")
-        try expect(aY, "target_signal_seq.npy", [nOut, T], "[n_out, T]")
+        try expect(aX, "input_spike_bool_seq.npy", (K.map { [$0] } ?? []) + [nIn, T], K == nil ? "[n_in, T]" : "[K, n_in, T]")
+        try expect(aY, "target_signal_seq.npy", (K.map { [$0] } ?? []) + [nOut, T], K == nil ? "[n_out, T] like the input" : "[K, n_out, T] like the input")
         guard aX.values.allSatisfy({ $0 == 0 || $0 == 1 }) else {
             throw InitError("input_spike_bool_seq.npy: values must be 0 or 1 (spike or not)")
         }
@@ -74,9 +80,13 @@ public enum NESTExport {
         for j in 0..<nRec where wRec[j, j] != 0 {
             throw InitError("w_rec_rec_init.npy: diagonal (autapse) \(j) must be 0, got \(wRec[j, j])")
         }
+        let patterns = (0..<(K ?? 1)).map { k -> (input: Matrix<Double>, target: Matrix<Double>) in
+            (Matrix(rows: nIn, cols: T, Array(aX.values[(k * nIn * T)..<((k + 1) * nIn * T)])),
+             Matrix(rows: nOut, cols: T, Array(aY.values[(k * nOut * T)..<((k + 1) * nOut * T)])))
+        }
         return NetworkInit(
             wInRec: wIn, wRecRec: wRec, wRecOut: wOut, wOutRecFeedback: feedback, tauM: tau,
-            inputSpikes: input, target: target)
+            patterns: Patterns(fixed: patterns))
     }
 }
 

@@ -11,8 +11,8 @@ public struct Propagators<S: Scalar>: Sendable {
     public let currentScale: Matrix<S>
     /// Adaptation propagator rho = exp(-dt / adapt_tau).
     public let rho: S
-    /// Adaptation prefactor beta (0 for plain LIF).
-    public let beta: S
+    /// `[1, nRec]` adaptation prefactor beta_j (0 for plain LIF neurons).
+    public let beta: Matrix<S>
     /// Readout propagator kappa = exp(-dt / tau_m,out); also the eligibility filter.
     public let kappa: S
     /// Readout spike input scale: 1 - kappa, or 1 with regular spike arrival.
@@ -51,7 +51,10 @@ public struct Propagators<S: Scalar>: Sendable {
             currentScale.p[j] = S(tauM.p[j] / r.cM * (1 - a))
         }
         rho = S(Foundation.exp(-dt / r.adaptTau))
-        beta = S(r.resolvedAdaptBeta)
+        // The last nAdaptive neurons adapt (NEST's examples create the LIF population first).
+        beta = Matrix(rows: 1, cols: n)
+        let adaptive = r.model == .lif ? 0 : min(r.nAdaptive ?? n, n)
+        for j in (n - adaptive)..<n { beta.p[j] = S(r.resolvedAdaptBeta(adaptive: true)) }
         let k = Foundation.exp(-dt / c.readout.tauM)
         kappa = S(k)
         zetaOut = S(c.readout.regularSpikeArrival ? 1 : 1 - k)
@@ -114,6 +117,8 @@ public final class Network<S: Scalar>: @unchecked Sendable {
     /// `[nRec, nOut]` fixed feedback weights B (pA).
     public let feedback: Matrix<S>
     public let prop: Propagators<S>
+    /// Feedback follows the readout weights (B = W_out^T) instead of staying fixed.
+    public let symmetricFeedback: Bool
     /// `[nIn, nRec]` and `[nRec, nRec]` transposed copies for the sparse kernel: row i holds the
     /// weights of presynaptic neuron i to every recurrent neuron. Refreshed after each update.
     public let wInT: Matrix<S>
@@ -130,18 +135,23 @@ public final class Network<S: Scalar>: @unchecked Sendable {
         wOut = initial.wRecOut.converted(to: S.self)
         feedback = initial.wOutRecFeedback.converted(to: S.self)
         prop = Propagators(config: config, tauM: initial.tauM)
+        symmetricFeedback = config.feedback == .symmetric
         wInT = Matrix(rows: nIn, cols: nRec)
         wRecT = Matrix(rows: nRec, cols: nRec)
         feedbackT = Matrix(rows: nOut, cols: nRec)
-        for j in 0..<nRec { for k in 0..<nOut { feedbackT[k, j] = feedback[j, k] } }
         refreshTransposes()
     }
 
-    /// Copies the weights into `wInT` and `wRecT`.
+    /// Copies the weights into `wInT` and `wRecT`, and the feedback into `feedbackT` (with
+    /// symmetric feedback, B follows the readout weights first: B_jk = W_out,kj).
     public func refreshTransposes() {
         for j in 0..<nRec {
             for i in 0..<nIn { wInT[i, j] = wIn[j, i] }
             for i in 0..<nRec { wRecT[i, j] = wRec[j, i] }
+            for k in 0..<nOut {
+                if symmetricFeedback { feedback[j, k] = wOut[k, j] }
+                feedbackT[k, j] = feedback[j, k]
+            }
         }
     }
 }

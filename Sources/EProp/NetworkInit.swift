@@ -14,32 +14,42 @@ public struct NetworkInit: Sendable {
     public var wOutRecFeedback: Matrix<Double>
     /// `[1, nRec]` membrane time constant of each recurrent neuron (ms).
     public var tauM: Matrix<Double>
-    /// `[nIn, T]` frozen input pattern: 1 where input i spikes at sequence step s.
-    public var inputSpikes: Matrix<Double>
-    /// `[nOut, T]` target signal of one sequence.
-    public var target: Matrix<Double>
+    /// Input `[nIn, T]` (1 where input i spikes at step s) and target `[nOut, T]` of each sequence.
+    public var patterns: Patterns
 
     public var nIn: Int { wInRec.cols }
     public var nRec: Int { wInRec.rows }
     public var nOut: Int { wRecOut.rows }
-    public var steps: Int { inputSpikes.cols }
+    public var steps: Int { patterns.steps }
+    /// The first sequence's input pattern and target (the only ones of a frozen task).
+    public var inputSpikes: Matrix<Double> { patterns.sequence(0).input }
+    public var target: Matrix<Double> { patterns.sequence(0).target }
 
     public init(
         wInRec: Matrix<Double>, wRecRec: Matrix<Double>, wRecOut: Matrix<Double>,
-        wOutRecFeedback: Matrix<Double>, tauM: Matrix<Double>, inputSpikes: Matrix<Double>,
-        target: Matrix<Double>
+        wOutRecFeedback: Matrix<Double>, tauM: Matrix<Double>, patterns: Patterns
     ) {
         self.wInRec = wInRec
         self.wRecRec = wRecRec
         self.wRecOut = wRecOut
         self.wOutRecFeedback = wOutRecFeedback
         self.tauM = tauM
-        self.inputSpikes = inputSpikes
-        self.target = target
+        self.patterns = patterns
+    }
+
+    /// A frozen task: the same input and target in every sequence.
+    public init(
+        wInRec: Matrix<Double>, wRecRec: Matrix<Double>, wRecOut: Matrix<Double>,
+        wOutRecFeedback: Matrix<Double>, tauM: Matrix<Double>, inputSpikes: Matrix<Double>,
+        target: Matrix<Double>
+    ) {
+        self.init(wInRec: wInRec, wRecRec: wRecRec, wRecOut: wRecOut, wOutRecFeedback: wOutRecFeedback, tauM: tauM,
+                  patterns: Patterns(fixed: [(inputSpikes, target)]))
     }
 }
 
-/// The tutorial "learning to generate an infinite loop": frozen Poisson input, figure-eight target.
+/// The frozen regression tasks: NEST's tutorial "learning to generate an infinite loop"
+/// (figure-eight target) and NEST's test_eprop_regression (superimposed sines).
 public enum InfiniteLoopTask {
     /// Draws weights and input with numpy's legacy `RandomState(seed)` in the tutorial's order
     /// (spec, pitfall 9), each weight matrix rounded to float32 after the division as the
@@ -70,13 +80,40 @@ public enum InfiniteLoopTask {
         let u = rng.rand(T, nIn)
         let input = Matrix<Double>(rows: nIn, cols: T)
         for s in 1..<T { for i in 0..<nIn where u[s][i] < c.inputSpikeProb { input[i, s] = 1 } }
-        // tau_m ~ N(mean, std), eprop-dense's own draw (see above)
+        let target: Matrix<Double>
+        if c.task == .sineWaves {
+            target = Matrix(rows: nOut, cols: T)
+            for k in 0..<nOut {
+                let sines = superimposedSines(&rng, steps: T, periods: [1000, 500, 333, 200])
+                for s in 0..<T { target[k, s] = sines[s] }
+            }
+        } else {
+            target = Self.target(nOut: nOut, steps: T)
+        }
+        // tau_m ~ N(mean, std), eprop-dense's own draw (see above); std 0: fixed, no draw.
         let tau = Matrix<Double>(rows: 1, cols: nRec)
-        for j in 0..<nRec { tau.p[j] = c.recurrent.tauMMean + c.recurrent.tauMStd * rng.normal() }
+        for j in 0..<nRec { tau.p[j] = c.recurrent.tauMMean + (c.recurrent.tauMStd == 0 ? 0 : c.recurrent.tauMStd * rng.normal()) }
 
         return NetworkInit(
             wInRec: wIn, wRecRec: wRec, wRecOut: wOut, wOutRecFeedback: feedback, tauM: tau,
-            inputSpikes: input, target: target(nOut: nOut, steps: T))
+            inputSpikes: input, target: target)
+    }
+
+    /// NEST's test target: sines of the given periods with amplitudes U(0.5, 2) and phases
+    /// U(0, 2 pi), summed, shifted to start at 0 and scaled to a maximum magnitude of 1.
+    static func superimposedSines(_ rng: inout NumpyRandomState, steps T: Int, periods: [Int]) -> [Double] {
+        let amplitudes = periods.map { _ in 0.5 + 1.5 * rng.uniform() }
+        let phases = periods.map { _ in 2 * Double.pi * rng.uniform() }
+        var sum = [Double](repeating: 0, count: T)
+        for (n, period) in periods.enumerated() {
+            let stop = phases[n] + 2 * Double.pi * Double(T / period)
+            let step = (stop - phases[n]) / Double(T - 1)
+            for s in 0..<T { sum[s] += amplitudes[n] * Foundation.sin(s == T - 1 ? stop : phases[n] + Double(s) * step) }
+        }
+        let first = sum[0]
+        for s in 0..<T { sum[s] -= first }
+        let scale = max(sum.map(abs).max() ?? 0, 1e-6)
+        return sum.map { $0 / scale }
     }
 
     /// Readout k follows sin(linspace(0, 2 (k+1) pi, T)): the figure eight for two readouts.

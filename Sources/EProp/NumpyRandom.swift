@@ -3,7 +3,7 @@ import Foundation
 /// numpy's legacy `RandomState`: the MT19937 generator with numpy's integer seeding, its
 /// 53-bit `random_sample` and its polar Box-Muller `gauss` (which caches the second value).
 /// Drawn in the tutorial's order, it reproduces the tutorial's weights and inputs bit for bit.
-public struct NumpyRandomState: Sendable {
+public struct NumpyRandomState: Codable, Sendable {
     private var key = [UInt32](repeating: 0, count: 624)
     private var pos = 624
     private var hasGauss = false

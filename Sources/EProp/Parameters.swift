@@ -16,6 +16,34 @@ public enum SurrogateGradient: String, Codable, CaseIterable, Sendable {
     case arctanDerivative = "arctan_derivative"
 }
 
+/// Loss of the readouts (NEST `loss`).
+public enum LossFunction: String, Codable, CaseIterable, Sendable {
+    /// Regression: y = u + E_L, err = y - y*, E = 0.5 sum (y - y*)^2.
+    case meanSquaredError = "mean-squared-error"
+    /// Classification: pi = softmax(u) across readouts (no max subtraction, as NEST),
+    /// err = pi - pi*, E = -sum pi* log pi.
+    case crossEntropy = "cross-entropy"
+}
+
+/// Feedback weights B of the learning signal L = B err.
+public enum FeedbackKind: String, Codable, CaseIterable, Sendable {
+    /// Random and fixed (NEST, the e-prop paper's "random e-prop").
+    case random
+    /// B follows the current readout weights, B = W_out^T (the paper's "symmetric e-prop").
+    case symmetric
+}
+
+/// The task a run trains on (input pattern and target of every sequence).
+public enum TaskKind: String, Codable, CaseIterable, Sendable {
+    /// NEST's tutorial: frozen Poisson input, figure-eight target (2 readouts, MSE).
+    case infiniteLoop = "infinite-loop"
+    /// NEST's test_eprop_regression: frozen Poisson input, a superposition of sines (1 readout).
+    case sineWaves = "sine-waves"
+    /// Cue-based left/right decision of the e-prop paper and NEST's classification example
+    /// (new trials every iteration, cross entropy, decision in the recall window).
+    case evidenceAccumulation = "evidence-accumulation"
+}
+
 public enum OptimizerKind: String, Codable, CaseIterable, Sendable {
     case adam
     case gradientDescent = "gradient-descent"
@@ -45,6 +73,9 @@ public enum Precision: String, Codable, CaseIterable, Sendable {
 /// Parameters of the recurrent population (`eprop_iaf_adapt_bsshslm_2020`), as the tutorial sets them.
 public struct RecurrentParameters: Codable, Equatable, Sendable {
     public var model: NeuronModel = .alif
+    /// With `alif`: how many recurrent neurons adapt, the last ones (NEST's classification example
+    /// creates 50 LIF, then 50 ALIF neurons); `nil`: all.
+    public var nAdaptive: Int? = nil
     /// `adapt_tau` (ms): time constant of the adaptive threshold.
     public var adaptTau = 2000.0
     /// `adapt_beta` (1): prefactor of the adaptive threshold. `nil`: the tutorial's
@@ -83,8 +114,11 @@ public struct RecurrentParameters: Codable, Equatable, Sendable {
 
     public init() {}
 
-    public var resolvedAdaptBeta: Double {
-        guard model == .alif else { return 0 }
+    public var resolvedAdaptBeta: Double { model == .alif ? resolvedAdaptBeta(adaptive: true) : 0 }
+
+    /// beta of an adaptive neuron.
+    public func resolvedAdaptBeta(adaptive: Bool) -> Double {
+        guard adaptive else { return 0 }
         return adaptBeta ?? 1.7 * (1 - Foundation.exp(-1 / adaptTau)) / (1 - Foundation.exp(-1 / tauMMean))
     }
     public var resolvedHeight: Double { surrogateHeight ?? gamma / (vTh - eL) }
@@ -93,6 +127,8 @@ public struct RecurrentParameters: Codable, Equatable, Sendable {
 
 /// Parameters of the readout population (`eprop_readout_bsshslm_2020`, mean squared error).
 public struct ReadoutParameters: Codable, Equatable, Sendable {
+    /// `loss`.
+    public var loss: LossFunction = .meanSquaredError
     /// `tau_m` (ms) of the readouts; also the synapses' `tau_m_readout` (the filter kappa).
     public var tauM = 50.0
     /// `C_m` (pF): only scales `I_e`.
@@ -124,6 +160,8 @@ public struct OptimizerParameters: Codable, Equatable, Sendable {
 
 /// Everything that defines a training run.
 public struct TrainingConfig: Codable, Equatable, Sendable {
+    public var task: TaskKind = .infiniteLoop
+    public var feedback: FeedbackKind = .random
     public var nIn = 100
     public var nRec = 200
     public var nOut = 2
@@ -174,6 +212,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         try require(r.adaptTau > 0 && r.adaptTau.isFinite, "adapt-tau", "adapt_tau > 0 required (ms)")
         try require(r.resolvedAdaptBeta >= 0 && r.resolvedAdaptBeta.isFinite, "adapt-beta", "adapt_beta >= 0 required")
         try require(r.cM > 0 && r.cM.isFinite, "c-m", "C_m > 0 required (pF)")
+        try require((r.nAdaptive ?? 0) >= 0 && (r.nAdaptive ?? 0) <= nRec, "n-adaptive", "0 <= n_adaptive <= n_rec (\(nRec)) required")
+        try require(readout.loss == .meanSquaredError || nOut >= 2, "n-out", "n_out >= 2 required for the cross-entropy loss (softmax across readouts)")
         try require(r.cReg >= 0 && r.cReg.isFinite, "c-reg", "c_reg >= 0 required")
         try require(r.fTarget >= 0 && r.fTarget.isFinite, "f-target", "f_target >= 0 required (spikes/s)")
         try require(r.vTh > r.eL && r.vTh.isFinite, "v-th", "V_th > E_L required (mV)")

@@ -93,7 +93,7 @@ public final class Recorder: @unchecked Sendable {
             for j in 0..<nRecord {
                 rec["V_m"]![j].append(Double(v[j]) + eL)
                 rec["adaptation"]![j].append(Double(a[j]))
-                rec["V_th_adapt"]![j].append(Double(P.vTh + P.beta * a[j]) + eL)
+                rec["V_th_adapt"]![j].append(Double(P.vTh + P.beta.p[j] * a[j]) + eL)
                 rec["surrogate_gradient"]![j].append(Double(psi[j]))
                 rec["learning_signal"]![j].append(s >= 3 ? Double(seq.learningSignal.row((s - 3) * B + b)[j]) : lastSignal[s][j])
             }

@@ -26,8 +26,20 @@ public enum RunOutput {
         try folder.write(NPYArray(i.wRecOut), "w_rec_out_init.npy")
         try folder.write(NPYArray(i.wOutRecFeedback), "w_out_rec_feedback.npy")
         try folder.write(NPYArray(vector: i.tauM), "tau_m_rec.npy")
-        try folder.write(NPYArray(i.inputSpikes, dtype: .bool), "input_spike_bool_seq.npy")
-        try folder.write(NPYArray(i.target), "target_signal_seq.npy")
+        // The task's patterns, as --init reads them (generated trials are redrawn from the seed).
+        let patterns = i.patterns
+        if !patterns.isGenerated {
+            let k = patterns.count, (nIn, nOut, T) = (patterns.nIn, patterns.nOut, patterns.steps)
+            let all = (0..<k).map { patterns.sequence($0) }
+            try folder.write(NPYArray(shape: (k > 1 ? [k] : []) + [nIn, T], dtype: .bool, values: all.flatMap { $0.input.flat() }), "input_spike_bool_seq.npy")
+            try folder.write(NPYArray(shape: (k > 1 ? [k] : []) + [nOut, T], values: all.flatMap { $0.target.flat() }), "target_signal_seq.npy")
+        }
+        if t.config.readout.loss == .crossEntropy {
+            try folder.write(NPYArray(shape: [n], values: t.results.map { $0.accuracy ?? .nan }), "accuracy.npy")
+            csv = "iteration,loss,accuracy,mean_rate_rec_hz,seconds\n"
+            for r in t.results { csv += "\(r.iteration + 1),\(r.loss),\(r.accuracy ?? .nan),\(r.rateHz),\(r.seconds)\n" }
+            try folder.write(text: csv, "loss.csv")
+        }
         try folder.write(NPYArray(t.net.wIn), "w_in_rec_final.npy")
         try folder.write(NPYArray(t.net.wRec), "w_rec_rec_final.npy")
         try folder.write(NPYArray(t.net.wOut), "w_rec_out_final.npy")

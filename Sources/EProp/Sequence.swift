@@ -1,3 +1,5 @@
+import Foundation
+
 /// Histories and state of one batch of `B` sequences of `T` steps, simulated side by side.
 ///
 /// Histories use the layout `[T, B, n]`: row `s * B + b` holds step `s` of sequence `b`, so the
@@ -52,6 +54,12 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
     /// Spike lists of the previous and the current step, `[2, B, nRec]`, and their lengths `[2, B]`.
     private let spiked: UnsafeMutablePointer<Int32>
     private let spikedCount: UnsafeMutablePointer<Int>
+    /// Loss of the readouts.
+    public var lossFunction: LossFunction = .meanSquaredError
+    /// `[B, nOut]` sums over the learning window of the softmax output and of the target
+    /// (cross entropy), for the accuracy.
+    public private(set) var windowSum: [Double]
+    public private(set) var targetSum: [Double]
     /// Learning window (steps) of the last forward pass.
     public private(set) var learningWindowUsed = 0
     /// `[B, nOut]` loss 0.5 sum_s err_k(s)^2 of each sequence and readout, accumulated in double.
@@ -82,6 +90,8 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
         current = Matrix(rows: B, cols: nRec)
         uNow = Matrix(rows: B, cols: nOut)
         loss = [Double](repeating: 0, count: B * nOut)
+        windowSum = loss
+        targetSum = loss
         inputStart = [Int](repeating: 0, count: T * B + 1)
         spiked = .allocate(capacity: 2 * B * nRec)
         spikedCount = .allocate(capacity: 2 * B)
@@ -114,6 +124,13 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
         inputStart[steps * batch] = inputIndex.count
     }
 
+    /// Cross entropy: whether sequence b was classified right (the readout with the largest
+    /// mean output over the learning window is the target's class).
+    public func isCorrect(_ b: Int) -> Bool {
+        let r = (b * nOut)..<((b + 1) * nOut)
+        return windowSum[r].indices.max { windowSum[$0] < windowSum[$1] } == targetSum[r].indices.max { targetSum[$0] < targetSum[$1] }
+    }
+
     /// Firing-rate regularizer r_j = c_reg (n_j / T - f*) / T of sequence b (spec 2.4).
     @inline(__always) func rateRegularizer(_ b: Int, _ j: Int, cReg: S, fTarget: S) -> S {
         let T = S(steps)
@@ -139,7 +156,7 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
         spikeCount.fill(0)
         uNow.fill(0)
         refractory.update(repeating: 0, count: B * nRec)
-        for q in 0..<(B * nOut) { loss[q] = 0 }
+        for q in 0..<(B * nOut) { (loss[q], windowSum[q], targetSum[q]) = (0, 0, 0) }
         for b in 0..<(2 * B) { spikedCount[b] = 0 }
         learningWindowUsed = learningWindow
     }
@@ -151,7 +168,7 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
         let B = batch, T = steps, nRec = self.nRec, nOut = self.nOut
         let P = net.prop
         let alpha = P.alpha.p, zeta = P.zeta.p, iScale = P.currentScale.p
-        let (rho, beta, vTh, vMin, nRef, iE) = (P.rho, P.beta, P.vTh, P.vMin, P.refractorySteps, P.iE)
+        let (rho, beta, vTh, vMin, nRef, iE) = (P.rho, P.beta.p, P.vTh, P.vMin, P.refractorySteps, P.iE)
         let vp = v.p, ap = a.p, cnt = spikeCount.p, refr = refractory, cur = current.p
         let windowStart = T - learningWindowUsed
         let wInT = net.wInT.p, wRecT = net.wRecT.p, wOut = net.wOut.p, feedback = net.feedback.p
@@ -191,7 +208,7 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
                 // Reset by the base threshold one step after the spike, not decayed by alpha.
                 let vj = max(alpha[j] * vp[q] + zeta[j] * cur[q] - vTh * zp + iScale[j] * iE * latched, vMin)
                 let aj = rho * ap[q] + zp
-                let threshold = vTh + beta * aj
+                let threshold = vTh + beta[j] * aj
                 let r = max(refr[q] - 1, 0)  // refractory steps left, counted down at the step's start
                 refr[q] = r
                 psiNow[q] = vj - threshold  // the distance d; psi(d) below
@@ -228,16 +245,36 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
             }
         }
         let uHist = u.row(s * B), errNow = err.row(s * B), yStar = target.row(s * B)
+        let inWindow = s >= windowStart  // errors only inside the learning window (the last LW steps)
         for b in 0..<B {
             let latched: S = (s == 0 && isFirstOfRun.p[b] != 0) ? 0 : 1
             for k in 0..<nOut {
                 let q = b * nOut + k
                 uNow.p[q] += P.currentScaleOut * P.iEOut * latched
                 uHist[q] = uNow.p[q]
-                // Error only inside the learning window (the last LW steps).
-                let e: S = s >= windowStart ? uNow.p[q] + P.eLOut - yStar[q] : 0
-                errNow[q] = e
-                loss[q] += 0.5 * Double(e) * Double(e)
+            }
+            switch lossFunction {
+            case .meanSquaredError:
+                for k in 0..<nOut {
+                    let q = b * nOut + k
+                    let e: S = inWindow ? uNow.p[q] + P.eLOut - yStar[q] : 0
+                    errNow[q] = e
+                    loss[q] += 0.5 * Double(e) * Double(e)
+                }
+            case .crossEntropy:
+                // Softmax across the readouts without max subtraction, as NEST.
+                var sum = 0.0
+                for k in 0..<nOut { sum += Foundation.exp(Double(uNow.p[b * nOut + k] + P.eLOut)) }
+                for k in 0..<nOut {
+                    let q = b * nOut + k
+                    let pi = Foundation.exp(Double(uNow.p[q] + P.eLOut)) / sum
+                    errNow[q] = inWindow ? S(pi) - yStar[q] : 0
+                    if inWindow {
+                        if yStar[q] != 0 { loss[q] -= Double(yStar[q]) * Foundation.log(pi) }
+                        windowSum[q] += pi
+                        targetSum[q] += Double(yStar[q])
+                    }
+                }
             }
         }
         // 4. Learning signal L(s) = err(s) B^T  ([B, nRec]).

@@ -41,7 +41,7 @@ public final class TraceGradient<S: Scalar>: GradientComputer {
     public func accumulate(_ net: Network<S>, _ seq: SequenceBuffers<S>, _ ctx: GradientContext, into g: Gradients<S>) {
         let B = batch, T = steps, nIn = self.nIn, nRec = self.nRec, nOut = self.nOut, nPre = self.nPre
         let P = net.prop
-        let (kappa, rho, beta) = (P.kappa, P.rho, P.beta)
+        let (kappa, rho) = (P.kappa, P.rho)
         let oneMinusKappa = 1 - kappa
         let zb = zBar.p, ep = epsilon.p, eb = eBar.p, es = eSum.p, gp = gradient.p, p = pre.p
         gradient.fill(0)
@@ -55,7 +55,7 @@ public final class TraceGradient<S: Scalar>: GradientComputer {
                 for i in 0..<nRec { p[nIn + i] = zPrev[i] }
                 let psi = seq.psi.row(row), signal = seq.learningSignal.row(row)
                 for j in 0..<nRec {
-                    let (a, z, ps, l) = (P.alpha.p[j], P.zeta.p[j], psi[j], signal[j])
+                    let (a, z, ps, l, beta) = (P.alpha.p[j], P.zeta.p[j], psi[j], signal[j], P.beta.p[j])
                     let o = j * nPre
                     for i in 0..<nPre {
                         let q = o + i

@@ -12,6 +12,8 @@ public struct IterationResult: Codable, Sendable {
     public let lossPerReadout: [Double]
     /// Mean firing rate of the recurrent neurons in this iteration (spikes/s).
     public let rateHz: Double
+    /// Cross entropy: fraction of the batch's sequences classified right; nil for regression.
+    public var accuracy: Double? = nil
     /// Wall time of the iteration (s).
     public let seconds: Double
 }
@@ -34,7 +36,10 @@ final class Shard<S: Scalar>: @unchecked Sendable {
         case .adjoint: computer = AdjointGradient(batch: size, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
         case .traces: computer = TraceGradient(batch: size, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
         }
-        for b in 0..<size { seq.setSequence(b, input: initial.inputSpikes, target: initial.target) }
+        seq.lossFunction = config.readout.loss
+        if initial.patterns.isFrozen {
+            for b in 0..<size { seq.setSequence(b, input: initial.inputSpikes, target: initial.target) }
+        }
     }
 }
 
@@ -58,6 +63,8 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
     let shards: [Shard<S>]
     /// Input columns that spike at step 1 of every sequence: NEST leaves out their L(T-1) term.
     let stepOneInputs: [Int]
+    /// Input columns of each sequence of the current batch that spike at step 1 of the next sequence.
+    private var nextStepOneInputs: [[Int]] = []
 
     public internal(set) var iteration = 0
     public internal(set) var results: [IterationResult] = []
@@ -81,7 +88,7 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         recorder = Recorder(recording, iterations: config.iterations, batch: B, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
         gradients = Gradients(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
         optimizer = Optimizer(config.optimizer, shapes: [net.wIn, net.wRec, net.wOut].map { ($0.rows, $0.cols) })
-        stepOneInputs = (0..<net.nIn).filter { initial.inputSpikes[$0, 1] != 0 }
+        stepOneInputs = initial.patterns.isFrozen ? (0..<net.nIn).filter { initial.inputSpikes[$0, 1] != 0 } : []
     }
 
     /// Forward pass and gradient of one shard (runs on a worker thread).
@@ -96,7 +103,7 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         // Spec 6.2: the term is missing for every sequence that has a successor in the run.
         let dropped = (0..<seq.batch).map { b -> [Int] in
             let k = iteration * B + shard.first + b
-            return config.nestMissingLearningSignal && k < totalSequences - 1 ? stepOneInputs : []
+            return config.nestMissingLearningSignal && k < totalSequences - 1 ? nextStepOneInputs[shard.first + b] : []
         }
         let g = g ?? shard.gradients
         g.zero()
@@ -110,6 +117,7 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
     public func step() -> IterationResult {
         let start = ContinuousClock.now
         let B = config.optimizer.batchSize, T = initial.steps, nOut = net.nOut
+        loadPatterns()
         let workers = min(config.threads, shards.count)
         if workers <= 1 {
             for shard in shards { simulate(shard) }
@@ -120,14 +128,17 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         }
         // Fixed reduction order: shard 0, 1, ...
         gradients.zero()
-        var lossPerSequence: [Double] = [], lossPerReadout = [Double](repeating: 0, count: nOut), spikes = 0.0
+        var lossPerSequence: [Double] = [], lossPerReadout = [Double](repeating: 0, count: nOut), spikes = 0.0, correct = 0
+        // Regression: the tutorial's sum over steps; cross entropy: NEST's example's mean over the window.
+        let lossScale = config.readout.loss == .crossEntropy ? Double(config.resolvedLearningWindow) : 1
         for shard in shards {
             recorder.observe(iteration: iteration, firstSequence: iteration * B + shard.first, shard.seq, net, eL: config.recurrent.eL, eLOut: config.readout.eL)
             for (g, sg) in zip(gradients.all, shard.gradients.all) { for i in 0..<g.count { g.p[i] += sg.p[i] } }
             let seq = shard.seq
             for b in 0..<seq.batch {
-                lossPerSequence.append(seq.loss[(b * nOut)..<((b + 1) * nOut)].reduce(0, +))
-                for k in 0..<nOut { lossPerReadout[k] += seq.loss[b * nOut + k] / Double(B) }
+                lossPerSequence.append(seq.loss[(b * nOut)..<((b + 1) * nOut)].reduce(0, +) / lossScale)
+                for k in 0..<nOut { lossPerReadout[k] += seq.loss[b * nOut + k] / Double(B) / lossScale }
+                if seq.isCorrect(b) { correct += 1 }
             }
             for q in 0..<seq.spikeCount.count { spikes += Double(seq.spikeCount.p[q]) }
         }
@@ -138,10 +149,11 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         net.refreshTransposes()
 
         let elapsed = ContinuousClock.now - start
-        let result = IterationResult(
+        var result = IterationResult(
             iteration: iteration, loss: lossPerSequence.reduce(0, +) / Double(B), lossPerSequence: lossPerSequence,
             lossPerReadout: lossPerReadout, rateHz: spikes / Double(B * net.nRec * T) * 1000,
             seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+        if config.readout.loss == .crossEntropy { result.accuracy = Double(correct) / Double(B) }
         results.append(result)
         iteration += 1
         if iteration == config.iterations { recorder.finish(net) }
@@ -162,14 +174,35 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         return nil
     }
 
+    /// Loads this batch's input patterns and targets (unless frozen) and, for NEST's missing
+    /// L(T-1) term, the inputs that spike at step 1 of each sequence's successor.
+    private func loadPatterns() {
+        let B = config.optimizer.batchSize, patterns = initial.patterns
+        if patterns.isFrozen {
+            nextStepOneInputs = Array(repeating: stepOneInputs, count: B)
+            return
+        }
+        for shard in shards {
+            for b in 0..<shard.seq.batch {
+                let p = patterns.sequence(iteration * B + shard.first + b)
+                shard.seq.setSequence(b, input: p.input, target: p.target)
+            }
+        }
+        nextStepOneInputs = (0..<B).map { b in
+            let next = patterns.sequence(iteration * B + b + 1).input
+            return (0..<net.nIn).filter { next[$0, 1] != 0 }
+        }
+    }
+
     /// Before the last optimizer step (shard gradients ready): the step a longer run would take.
     private func prepareContinuation() {
         let B = config.optimizer.batchSize
         let alt = Gradients<S>(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
         let last = Gradients<S>(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
-        if config.nestMissingLearningSignal && !stepOneInputs.isEmpty { simulate(shards[shards.count - 1], into: last, continuing: true) }
+        let redo = config.nestMissingLearningSignal && !nextStepOneInputs[B - 1].isEmpty
+        if redo { simulate(shards[shards.count - 1], into: last, continuing: true) }
         for (i, shard) in shards.enumerated() {
-            let sg = i == shards.count - 1 && config.nestMissingLearningSignal && !stepOneInputs.isEmpty ? last : shard.gradients
+            let sg = i == shards.count - 1 && redo ? last : shard.gradients
             for (g, s) in zip(alt.all, sg.all) { for q in 0..<g.count { g.p[q] += s.p[q] } }
         }
         alt.finish(batchSize: B, averageOver: config.averageGradient ? config.resolvedLearningWindow : nil)

@@ -8,6 +8,9 @@ extension NeuronModel: ExpressibleByArgument {}
 extension SurrogateGradient: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
 extension Kernel: ExpressibleByArgument {}
+extension TaskKind: ExpressibleByArgument {}
+extension LossFunction: ExpressibleByArgument {}
+extension FeedbackKind: ExpressibleByArgument {}
 
 private let defaults = TrainingConfig()
 
@@ -26,6 +29,12 @@ struct EPropDense: ParsableCommand {
             """)
 
     // MARK: task and sizes
+    @Option(help: "Task: infinite-loop (NEST's tutorial), sine-waves (NEST's regression test, checked against TensorFlow), evidence-accumulation (NEST's classification example). Options not given take the task's values.")
+    var task: TaskKind = .infiniteLoop
+    @Option(help: "User-defined task: input spike pattern .npy, [n_in, T] (0/1, the same every sequence) or [K, n_in, T] (one per sequence, used in order); needs --target.")
+    var input: String?
+    @Option(help: "User-defined task: target .npy, [n_out, T] or [K, n_out, T] like --input.")
+    var target: String?
     @Option(help: "Number of input neurons (default: 100; from the arrays with --init).")
     var nIn: Int?
     @Option(help: "Number of recurrent neurons (default: 200; from the arrays with --init).")
@@ -76,8 +85,10 @@ struct EPropDense: ParsableCommand {
     var surrogateGradientFunction = defaults.recurrent.surrogateGradient
     @Option(name: .customLong("i-e"), help: "Constant external current I_e (pA).")
     var iE = defaults.recurrent.iE
-    @Flag(help: "Spikes arrive at the end of the step (input scale 1) instead of the beginning (1 - exp(-dt/tau_m)).")
-    var regularSpikeArrival = false
+    @Flag(inversion: .prefixedNo, help: "Spikes arrive at the end of the step (input scale 1) instead of the beginning (1 - exp(-dt/tau_m)) (default: off; on for evidence-accumulation).")
+    var regularSpikeArrival: Bool?
+    @Option(help: "With --model alif: how many recurrent neurons adapt, the last ones; the others are plain LIF (default: all; 50 of 100 for evidence-accumulation).")
+    var nAdaptive: Int?
     @Option(help: "Refractory period t_ref (ms).")
     var tRef = defaults.recurrent.tRef
     @Option(name: .customLong("v-th"), help: "Spike threshold V_th (mV).")
@@ -104,8 +115,12 @@ struct EPropDense: ParsableCommand {
     var wMin = defaults.optimizer.wMin
     @Option(name: .customLong("w-max"), help: "Upper weight bound Wmax (pA).")
     var wMax = defaults.optimizer.wMax
-    @Flag(help: "Divide the gradient by the learning window (NEST average_gradient).")
-    var averageGradient = false
+    @Flag(inversion: .prefixedNo, help: "Divide the gradient by the learning window (NEST average_gradient; default: off, on for evidence-accumulation).")
+    var averageGradient: Bool?
+    @Option(help: "Readout loss: mean-squared-error (regression) or cross-entropy (classification, softmax across readouts) (default: the task's).")
+    var loss: LossFunction?
+    @Option(help: "Feedback weights of the learning signal: random (fixed, NEST) or symmetric (B follows the readout weights).")
+    var feedback: FeedbackKind = .random
     @Flag(inversion: .prefixedNo, help: "Reproduce NEST's missing L(T-1) term for inputs spiking at step 1 of the next sequence.")
     var nestMissingLearningSignal = true
 
@@ -159,7 +174,9 @@ struct EPropDense: ParsableCommand {
 
     /// The configuration from the options; with an export, sizes come from its arrays.
     func makeConfig(initial: NetworkInit?) throws -> TrainingConfig {
-        var c = TrainingConfig()
+        // The task's own defaults (NEST's script), then every option given on the command line.
+        var c = TrainingConfig.defaults(for: task)
+        func set<T>(_ field: inout T, _ value: T, _ name: String) { if Self.given(name) { field = value } }
         if let i = initial {
             for (name, given, actual) in [("n-in", nIn, i.nIn), ("n-rec", nRec, i.nRec), ("n-out", nOut, i.nOut), ("sequence", sequence, i.steps)] {
                 if let g = given, g != actual {
@@ -173,44 +190,82 @@ struct EPropDense: ParsableCommand {
             c.nOut = nOut ?? c.nOut
             c.sequence = sequence ?? c.sequence
         }
-        c.learningWindow = learningWindow
-        c.iterations = iterations
-        c.inputSpikeProb = inputSpikeProb
+        c.learningWindow = learningWindow ?? c.learningWindow
+        c.feedback = feedback
+        set(&c.iterations, iterations, "iterations")
+        set(&c.inputSpikeProb, inputSpikeProb, "input-spike-prob")
         c.seed = UInt32(clamping: seed)
-        c.averageGradient = averageGradient
+        c.averageGradient = averageGradient ?? c.averageGradient
         c.nestMissingLearningSignal = nestMissingLearningSignal
-        c.recurrent.model = model
-        c.recurrent.tauMMean = tauMMean
-        c.recurrent.tauMStd = tauMStd
-        c.recurrent.adaptTau = adaptTau
+        set(&c.recurrent.model, model, "model")
+        c.recurrent.nAdaptive = nAdaptive ?? c.recurrent.nAdaptive
+        set(&c.recurrent.tauMMean, tauMMean, "tau-m-mean")
+        set(&c.recurrent.tauMStd, tauMStd, "tau-m-std")
+        set(&c.recurrent.adaptTau, adaptTau, "adapt-tau")
         c.recurrent.adaptBeta = adaptBeta
-        c.recurrent.cM = cM
-        c.recurrent.cReg = cReg
-        c.recurrent.eL = eL
-        c.recurrent.fTarget = fTarget
-        c.recurrent.gamma = gamma
+        set(&c.recurrent.cM, cM, "c-m")
+        set(&c.recurrent.cReg, cReg, "c-reg")
+        set(&c.recurrent.eL, eL, "e-l")
+        set(&c.recurrent.fTarget, fTarget, "f-target")
+        set(&c.recurrent.gamma, gamma, "gamma")
         c.recurrent.surrogateHeight = surrogateGradientHeight
         c.recurrent.surrogateWidth = surrogateGradientWidth
-        c.recurrent.surrogateGradient = surrogateGradientFunction
-        c.recurrent.iE = iE
-        c.recurrent.regularSpikeArrival = regularSpikeArrival
-        c.recurrent.tRef = tRef
-        c.recurrent.vTh = vTh
+        set(&c.recurrent.surrogateGradient, surrogateGradientFunction, "surrogate-gradient-function")
+        set(&c.recurrent.iE, iE, "i-e")
+        c.recurrent.regularSpikeArrival = regularSpikeArrival ?? c.recurrent.regularSpikeArrival
+        set(&c.recurrent.tRef, tRef, "t-ref")
+        set(&c.recurrent.vTh, vTh, "v-th")
         c.recurrent.vMin = vMin ?? -.infinity
-        c.readout.tauM = tauMOut
-        c.optimizer.kind = optimizer
-        c.optimizer.batchSize = batchSize
-        c.optimizer.eta = eta
-        c.optimizer.beta1 = beta1
-        c.optimizer.beta2 = beta2
-        c.optimizer.epsilon = epsilon
-        c.optimizer.wMin = wMin
-        c.optimizer.wMax = wMax
+        set(&c.readout.tauM, tauMOut, "tau-m-out")
+        c.readout.loss = loss ?? c.readout.loss
+        set(&c.optimizer.kind, optimizer, "optimizer")
+        set(&c.optimizer.batchSize, batchSize, "batch-size")
+        set(&c.optimizer.eta, eta, "eta")
+        set(&c.optimizer.beta1, beta1, "beta-1")
+        set(&c.optimizer.beta2, beta2, "beta-2")
+        set(&c.optimizer.epsilon, epsilon, "epsilon")
+        set(&c.optimizer.wMin, wMin, "w-min")
+        set(&c.optimizer.wMax, wMax, "w-max")
         c.precision = precision
         c.gradient = gradient
         c.kernel = kernel
         c.threads = threads
         return c
+    }
+
+    /// The arguments being parsed (set by main.swift, after --config expansion).
+    nonisolated(unsafe) static var arguments: [String] = []
+
+    /// Whether option `--name` was given (options whose default depends on --task).
+    static func given(_ name: String) -> Bool {
+        arguments.contains { $0 == "--\(name)" || $0.hasPrefix("--\(name)=") }
+    }
+
+    /// With --input/--target: the task's patterns replaced by the files' (sizes must match).
+    func patternFiles(_ generated: NetworkInit, _ c: TrainingConfig) throws -> NetworkInit {
+        guard input != nil || target != nil else { return generated }
+        guard let inputPath = input, let targetPath = target else {
+            throw ValidationError("invalid --input/--target: give both files (input spikes [n_in, T] or [K, n_in, T], target [n_out, T] or [K, n_out, T])")
+        }
+        let x = try NPY.read(URL(fileURLWithPath: inputPath)), y = try NPY.read(URL(fileURLWithPath: targetPath))
+        let (nIn, nOut, T) = (c.nIn, c.nOut, c.sequence)
+        let k = x.shape.count == 3 ? x.shape[0] : 1
+        guard x.shape == (x.shape.count == 3 ? [k] : []) + [nIn, T] else {
+            throw ValidationError("invalid --input \(inputPath): expected shape [n_in=\(nIn), T=\(T)] or [K, \(nIn), \(T)] (set --n-in and --sequence to match), got \(x.shape)")
+        }
+        guard y.shape == (x.shape.count == 3 ? [k] : []) + [nOut, T] else {
+            throw ValidationError("invalid --target \(targetPath): expected shape \((x.shape.count == 3 ? [k] : []) + [nOut, T]) (set --n-out to match), got \(y.shape)")
+        }
+        guard x.values.allSatisfy({ $0 == 0 || $0 == 1 }), y.values.allSatisfy(\.isFinite) else {
+            throw ValidationError("invalid --input/--target: input values must be 0 or 1 and targets finite")
+        }
+        let patterns = (0..<k).map { i -> (input: Matrix<Double>, target: Matrix<Double>) in
+            (Matrix(rows: nIn, cols: T, Array(x.values[(i * nIn * T)..<((i + 1) * nIn * T)])),
+             Matrix(rows: nOut, cols: T, Array(y.values[(i * nOut * T)..<((i + 1) * nOut * T)])))
+        }
+        var result = generated
+        result.patterns = Patterns(fixed: patterns)
+        return result
     }
 
     /// The 0-based iterations to record; `nil` means the first and the last.
@@ -238,7 +293,9 @@ struct EPropDense: ParsableCommand {
                 config.iterations = iterations
                 config.threads = threads
                 try config.validate()
-                let initial = try NESTExport.load(folder.final)
+                // Generated trials are not stored: redraw the initial state from the seed.
+                let stored = FileManager.default.fileExists(atPath: folder.final.appendingPathComponent("input_spike_bool_seq.npy").path)
+                let initial = stored ? try NESTExport.load(folder.final) : TaskGenerator.generate(config)
                 switch config.precision {
                 case .float: try train(Float.self, config, initial, folder, resuming: true)
                 case .double: try train(Double.self, config, initial, folder, resuming: true)
@@ -256,7 +313,7 @@ struct EPropDense: ParsableCommand {
             } else {
                 config = try makeConfig(initial: nil)
                 try Resources.check(config, recording: try recordingOptions(), out: outParent)
-                initial = InfiniteLoopTask.generate(config)
+                initial = try patternFiles(TaskGenerator.generate(config), config)
             }
             let folder = try RunFolder(URL(fileURLWithPath: out ?? "runs/\(Self.timestamp())"), replace: force)
             switch config.precision {
@@ -323,7 +380,8 @@ struct EPropDense: ParsableCommand {
                 throw ExitCode(3)
             }
             if !quiet {
-                print(String(format: "iteration %5d  loss %.8f  rate %6.2f Hz  time %.4f s", r.iteration + 1, r.loss, r.rateHz, r.seconds))
+                let accuracy = r.accuracy.map { String(format: "  accuracy %.3f", $0) } ?? ""
+                print(String(format: "iteration %5d  loss %.8f%@  rate %6.2f Hz  time %.4f s", r.iteration + 1, r.loss, accuracy, r.rateHz, r.seconds))
             }
             progress.update(done: r.iteration + 1, lastSeconds: r.seconds)
             if checkpointEvery > 0 && (trainer.iteration % checkpointEvery == 0 || trainer.iteration == config.iterations) {

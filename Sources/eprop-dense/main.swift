@@ -3,7 +3,9 @@ import Foundation
 
 // Options from --config FILE come first, so that the command line overrides them.
 do {
-    EPropDense.main(try ConfigFile.expand(Array(CommandLine.arguments.dropFirst())))
+    let arguments = try ConfigFile.expand(Array(CommandLine.arguments.dropFirst()))
+    EPropDense.arguments = arguments
+    EPropDense.main(arguments)
 } catch {
     FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
     exit(64)

@@ -1,0 +1,188 @@
+import Foundation
+
+/// The input spikes and target of every sequence of a run: one frozen pattern (the regression
+/// tasks), a list used in order (a NEST export with per-sequence arrays), or a generator that
+/// draws new trials for every batch (evidence accumulation).
+public final class Patterns: @unchecked Sendable {
+    public let nIn: Int, nOut: Int, steps: Int
+    /// Fixed patterns; sequence k uses `fixed[k % count]`.
+    let fixed: [(input: Matrix<Double>, target: Matrix<Double>)]
+    let generator: EvidenceAccumulationTrials?
+
+    public init(fixed: [(input: Matrix<Double>, target: Matrix<Double>)]) {
+        precondition(!fixed.isEmpty)
+        self.fixed = fixed
+        generator = nil
+        (nIn, nOut, steps) = (fixed[0].input.rows, fixed[0].target.rows, fixed[0].input.cols)
+    }
+
+    init(generator: EvidenceAccumulationTrials) {
+        self.generator = generator
+        fixed = []
+        (nIn, nOut, steps) = (generator.nIn, generator.nOut, generator.steps)
+    }
+
+    /// One pattern for every sequence.
+    public var isFrozen: Bool { generator == nil && fixed.count == 1 }
+    /// The stored patterns (not for generators).
+    public var count: Int { fixed.count }
+
+    /// Input `[nIn, T]` (0/1) and target `[nOut, T]` of sequence k (0-based over the run).
+    /// Generated trials must be requested in increasing k (one batch of look-ahead is kept).
+    public func sequence(_ k: Int) -> (input: Matrix<Double>, target: Matrix<Double>) {
+        if let g = generator { return g.trial(k) }
+        return fixed[k % fixed.count]
+    }
+
+    /// Whether the trials are generated (not stored).
+    public var isGenerated: Bool { generator != nil }
+    /// A generator's state where batch `batch` starts (to checkpoint), or nil.
+    public func generatorState(atBatch batch: Int) -> EvidenceAccumulationTrials.State? { generator?.state(atBatch: batch) }
+    public func restoreGenerator(_ state: EvidenceAccumulationTrials.State) { generator?.restore(state) }
+}
+
+extension TrainingConfig {
+    /// The configuration of a task with its own defaults (NEST's scripts), before user options.
+    public static func defaults(for task: TaskKind) -> TrainingConfig {
+        var c = TrainingConfig()
+        c.task = task
+        switch task {
+        case .infiniteLoop:
+            break
+        case .sineWaves:  // NEST 3.10 test_eprop_regression
+            (c.nRec, c.nOut, c.sequence) = (100, 1, 1000)
+            (c.recurrent.model, c.recurrent.cReg, c.recurrent.fTarget, c.recurrent.cM) = (.lif, 300, 10, 1)
+            (c.recurrent.tauMMean, c.recurrent.tauMStd, c.readout.tauM) = (30, 0, 30)
+            (c.optimizer.kind, c.optimizer.eta) = (.gradientDescent, 1e-4)
+        case .evidenceAccumulation:  // NEST 3.10 eprop_supervised_classification_evidence-accumulation_bsshslm_2020
+            (c.nIn, c.nRec, c.nOut, c.sequence, c.learningWindow, c.iterations) = (40, 100, 2, 2250, 150, 50)
+            c.inputSpikeProb = 0.04
+            c.recurrent.nAdaptive = 50
+            (c.recurrent.regularSpikeArrival, c.recurrent.tRef, c.recurrent.vTh, c.recurrent.cM) = (true, 5, 0.6, 1)
+            (c.recurrent.tauMMean, c.recurrent.tauMStd, c.recurrent.cReg, c.recurrent.fTarget) = (20, 0, 300, 10)
+            (c.readout.tauM, c.readout.loss) = (20, .crossEntropy)
+            (c.optimizer.batchSize, c.averageGradient) = (32, true)
+        }
+        return c
+    }
+}
+
+/// Draws a task's initial state with numpy's legacy generator in the order of NEST's scripts,
+/// so that `--seed` gives the scripts' weights and inputs without Python.
+public enum TaskGenerator {
+    public static func generate(_ c: TrainingConfig) -> NetworkInit {
+        switch c.task {
+        case .infiniteLoop, .sineWaves: return InfiniteLoopTask.generate(c)
+        case .evidenceAccumulation: return EvidenceAccumulationTrials.generate(c)
+        }
+    }
+}
+
+/// Trials of the evidence-accumulation task (e-prop paper, NEST's classification example): 4
+/// input groups (left cues, right cues, recall, background noise), 7 cues of 100 steps with
+/// 50-step gaps, 1050 steps of background, a 150-step recall window in which the network must
+/// report which side had more cues. Each batch draws new trials, as the example does.
+public final class EvidenceAccumulationTrials: @unchecked Sendable {
+    public struct State: Codable, Sendable {
+        /// Generator at the start of `batch`.
+        var rng: NumpyRandomState
+        var batch: Int
+    }
+
+    let nIn: Int, nOut: Int, steps: Int, batchSize: Int
+    let spikeProb: Double
+    static let (nCues, cue, spacing, recall, probGroup) = (7, 100, 50, 150, 0.3)
+    private var rng: NumpyRandomState
+    /// Index of the next batch to draw, and the batches drawn (at most two are kept).
+    private var nextBatch = 0
+    private var drawn: [Int: (start: NumpyRandomState, trials: [(Matrix<Double>, Matrix<Double>)])] = [:]
+
+    init(rng: NumpyRandomState, config c: TrainingConfig) {
+        self.rng = rng
+        (nIn, nOut, steps, batchSize, spikeProb) = (c.nIn, c.nOut, c.sequence, c.optimizer.batchSize, c.inputSpikeProb)
+    }
+
+    /// The generator where `batch` starts (that batch must be drawn already or be the next one).
+    func state(atBatch batch: Int) -> State {
+        if let d = drawn[batch] { return State(rng: d.start, batch: batch) }
+        precondition(batch == nextBatch, "batch \(batch) is not available")
+        return State(rng: rng, batch: batch)
+    }
+
+    func restore(_ s: State) {
+        rng = s.rng
+        nextBatch = s.batch
+        drawn = [:]
+    }
+
+    func trial(_ k: Int) -> (input: Matrix<Double>, target: Matrix<Double>) {
+        let b = k / batchSize
+        while drawn[b] == nil {
+            precondition(nextBatch <= b, "trials must be requested in order")
+            let start = rng
+            drawn[nextBatch] = (start, drawBatch())
+            nextBatch += 1
+            drawn = drawn.filter { $0.key >= nextBatch - 2 }
+        }
+        let t = drawn[b]!.trials[k % batchSize]
+        return (t.0, t.1)
+    }
+
+    /// `generate_evidence_accumulation_input_output` of NEST's example, draw for draw.
+    private func drawBatch() -> [(Matrix<Double>, Matrix<Double>)] {
+        let B = batchSize, T = steps, nPop = nIn / 4
+        let probGroup = Double(Float(Self.probGroup)), probOther = Double(Float(1 - Self.probGroup))  // float32 in the script
+        let side = (0..<B).map { _ in Int(rng.nextUInt32() & 1) }  // np.random.choice([0, 1], B)
+        let cues = (0..<B).map { b -> [Int] in
+            // np.random.choice([0, 1], n_cues, p=probs[b]): cdf[0] = p0 / (p0 + p1), searchsorted right.
+            let p0 = side[b] == 0 ? probGroup : probOther, p1 = side[b] == 0 ? probOther : probGroup
+            let cdf0 = p0 / (p0 + p1)
+            return (0..<Self.nCues).map { _ in rng.uniform() >= cdf0 ? 1 : 0 }
+        }
+        var trials: [(Matrix<Double>, Matrix<Double>)] = []
+        var prob = [Double](repeating: 0, count: T * nIn)  // [T, nIn] spike probability of one trial
+        for b in 0..<B {
+            for i in 0..<prob.count { prob[i] = 0 }
+            for (c, cue) in cues[b].enumerated() {
+                let start = c * (Self.cue + Self.spacing) + Self.spacing
+                for s in start..<min(start + Self.cue, T) { for i in (cue * nPop)..<((cue + 1) * nPop) { prob[s * nIn + i] = spikeProb } }
+            }
+            for s in max(T - Self.recall, 0)..<T { for i in (2 * nPop)..<(3 * nPop) { prob[s * nIn + i] = spikeProb } }
+            for s in 0..<T { for i in (3 * nPop)..<nIn { prob[s * nIn + i] = spikeProb / 4 } }
+            // input_spike_probs > rand(...) in C order (b, s, i), one draw per entry; no spike at step 0.
+            let input = Matrix<Double>(rows: nIn, cols: T), target = Matrix<Double>(rows: nOut, cols: T)
+            for s in 0..<T {
+                for i in 0..<nIn where prob[s * nIn + i] > rng.uniform() && s > 0 { input[i, s] = 1 }
+            }
+            let label = cues[b].reduce(0, +) > Self.nCues / 2 ? 1 : 0
+            for s in 0..<T { target[label, s] = 1 }
+            trials.append((input, target))
+        }
+        return trials
+    }
+
+    /// Weights in the example's order (randn input and recurrent weights scaled by 1/sqrt(fan-in),
+    /// Glorot-uniform readout weights, unscaled randn feedback), then the trial generator.
+    static func generate(_ c: TrainingConfig) -> NetworkInit {
+        var rng = NumpyRandomState(seed: c.seed)
+        let (nIn, nRec, nOut, T) = (c.nIn, c.nRec, c.nOut, c.sequence)
+        func float32(_ x: Double) -> Double { Double(Float(x)) }
+        let a = rng.randn(nIn, nRec)
+        let wIn = Matrix<Double>(rows: nRec, cols: nIn)
+        for j in 0..<nRec { for i in 0..<nIn { wIn[j, i] = float32(a[i][j] / Double(nIn).squareRoot()) } }
+        let r = rng.randn(nRec, nRec)
+        let wRec = Matrix<Double>(rows: nRec, cols: nRec)
+        for j in 0..<nRec { for i in 0..<nRec where i != j { wRec[j, i] = float32(r[i][j] / Double(nRec).squareRoot()) } }
+        let limit = (3.0 / max(1.0, Double(nRec + nOut) / 2)).squareRoot()
+        let glorot = (0..<nRec).map { _ in (0..<nOut).map { _ in -limit + 2 * limit * rng.uniform() } }
+        let wOut = Matrix<Double>(rows: nOut, cols: nRec)
+        for k in 0..<nOut { for j in 0..<nRec { wOut[k, j] = float32(glorot[j][k]) } }
+        let f = rng.randn(nRec, nOut)
+        let feedback = Matrix<Double>(rows: nRec, cols: nOut)
+        for j in 0..<nRec { for k in 0..<nOut { feedback[j, k] = float32(f[j][k]) } }
+        let tau = Matrix<Double>(rows: 1, cols: nRec)
+        for j in 0..<nRec { tau.p[j] = c.recurrent.tauMMean }
+        let patterns = Patterns(generator: EvidenceAccumulationTrials(rng: rng, config: c))
+        return NetworkInit(wInRec: wIn, wRecRec: wRec, wRecOut: wOut, wOutRecFeedback: feedback, tauM: tau, patterns: patterns)
+    }
+}
