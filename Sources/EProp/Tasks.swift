@@ -145,7 +145,7 @@ public final class EvidenceAccumulationTrials: @unchecked Sendable {
             for i in 0..<prob.count { prob[i] = 0 }
             for (c, cue) in cues[b].enumerated() {
                 let start = c * (Self.cue + Self.spacing) + Self.spacing
-                for s in start..<min(start + Self.cue, T) { for i in (cue * nPop)..<((cue + 1) * nPop) { prob[s * nIn + i] = spikeProb } }
+                for s in start..<max(start, min(start + Self.cue, T)) { for i in (cue * nPop)..<((cue + 1) * nPop) { prob[s * nIn + i] = spikeProb } }
             }
             for s in max(T - Self.recall, 0)..<T { for i in (2 * nPop)..<(3 * nPop) { prob[s * nIn + i] = spikeProb } }
             for s in 0..<T { for i in (3 * nPop)..<nIn { prob[s * nIn + i] = spikeProb / 4 } }
