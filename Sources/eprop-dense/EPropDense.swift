@@ -168,7 +168,7 @@ struct EPropDense: ParsableCommand {
         guard nRecord >= 0 else { throw ValidationError("invalid --n-record: n_record >= 0 required") }
         guard nRecordW >= 0 else { throw ValidationError("invalid --n-record-w: n_record_w >= 0 required") }
         if `init` == nil && resume == nil {
-            try makeConfig(initial: nil).validate()
+            do { try makeConfig(initial: nil).validate() } catch let e as ConfigError { throw ValidationError(e.description) }
         }
     }
 
