@@ -80,13 +80,9 @@ public enum NESTExport {
         for j in 0..<nRec where wRec[j, j] != 0 {
             throw InitError("w_rec_rec_init.npy: diagonal (autapse) \(j) must be 0, got \(wRec[j, j])")
         }
-        let patterns = (0..<(K ?? 1)).map { k -> (input: Matrix<Double>, target: Matrix<Double>) in
-            (Matrix(rows: nIn, cols: T, Array(aX.values[(k * nIn * T)..<((k + 1) * nIn * T)])),
-             Matrix(rows: nOut, cols: T, Array(aY.values[(k * nOut * T)..<((k + 1) * nOut * T)])))
-        }
         return NetworkInit(
             wInRec: wIn, wRecRec: wRec, wRecOut: wOut, wOutRecFeedback: feedback, tauM: tau,
-            patterns: Patterns(fixed: patterns))
+            patterns: Patterns(input: aX, target: aY))
     }
 }
 

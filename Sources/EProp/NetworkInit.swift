@@ -58,24 +58,12 @@ public enum InfiniteLoopTask {
     public static func generate(_ c: TrainingConfig) -> NetworkInit {
         var rng = NumpyRandomState(seed: c.seed)
         let (nIn, nRec, nOut, T) = (c.nIn, c.nRec, c.nOut, c.sequence)
-        func float32(_ x: Double) -> Double { Double(Float(x)) }
-
-        // 1. randn(n_in, n_rec).T / sqrt(n_in)
-        let a = rng.randn(nIn, nRec)
-        let wIn = Matrix<Double>(rows: nRec, cols: nIn)
-        for j in 0..<nRec { for i in 0..<nIn { wIn[j, i] = float32(a[i][j] / Double(nIn).squareRoot()) } }
-        // 2. randn(n_rec, n_rec).T / sqrt(n_rec), diagonal 0 (no autapses)
-        let b = rng.randn(nRec, nRec)
-        let wRec = Matrix<Double>(rows: nRec, cols: nRec)
-        for j in 0..<nRec { for i in 0..<nRec where i != j { wRec[j, i] = float32(b[i][j] / Double(nRec).squareRoot()) } }
-        // 3. randn(n_rec, n_out).T / sqrt(n_rec)
-        let c3 = rng.randn(nRec, nOut)
-        let wOut = Matrix<Double>(rows: nOut, cols: nRec)
-        for k in 0..<nOut { for j in 0..<nRec { wOut[k, j] = float32(c3[j][k] / Double(nRec).squareRoot()) } }
-        // 4. randn(n_rec, n_out) / sqrt(n_rec), not transposed: B_jk
-        let d = rng.randn(nRec, nOut)
-        let feedback = Matrix<Double>(rows: nRec, cols: nOut)
-        for j in 0..<nRec { for k in 0..<nOut { feedback[j, k] = float32(d[j][k] / Double(nRec).squareRoot()) } }
+        // 1. randn(n_in, n_rec).T / sqrt(n_in); 2. randn(n_rec, n_rec).T / sqrt(n_rec), diagonal 0;
+        // 3. randn(n_rec, n_out).T / sqrt(n_rec); 4. randn(n_rec, n_out) / sqrt(n_rec), not transposed: B_jk
+        let wIn = rng.normalWeights(post: nRec, pre: nIn, divisor: Double(nIn).squareRoot())
+        let wRec = rng.normalWeights(post: nRec, pre: nRec, divisor: Double(nRec).squareRoot(), zeroDiagonal: true)
+        let wOut = rng.normalWeights(post: nOut, pre: nRec, divisor: Double(nRec).squareRoot())
+        let feedback = rng.normalWeights(post: nRec, pre: nOut, divisor: Double(nRec).squareRoot(), transposed: false)
         // 5. rand(T, n_in) < p, transposed, column 0 cleared (spikes at step 0 are dropped by NEST)
         let u = rng.rand(T, nIn)
         let input = Matrix<Double>(rows: nIn, cols: T)

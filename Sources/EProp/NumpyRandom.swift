@@ -68,6 +68,20 @@ public struct NumpyRandomState: Codable, Sendable {
         (0..<rows).map { _ in (0..<cols).map { _ in normal() } }
     }
 
+    /// Weights `[post, pre]` drawn as numpy's `randn(pre, post).T / divisor` (or `randn(post, pre)
+    /// / divisor` when `transposed` is false), rounded to float32 after the division as NEST's
+    /// scripts do; optionally with a zero diagonal (no autapses).
+    public mutating func normalWeights(post: Int, pre: Int, divisor: Double, transposed: Bool = true, zeroDiagonal: Bool = false) -> Matrix<Double> {
+        let draws = transposed ? randn(pre, post) : randn(post, pre)
+        let w = Matrix<Double>(rows: post, cols: pre)
+        for j in 0..<post {
+            for i in 0..<pre where !(zeroDiagonal && i == j) {
+                w[j, i] = Double(Float((transposed ? draws[i][j] : draws[j][i]) / divisor))
+            }
+        }
+        return w
+    }
+
     /// `np.random.rand(rows, cols)` in C order.
     public mutating func rand(_ rows: Int, _ cols: Int) -> [[Double]] {
         (0..<rows).map { _ in (0..<cols).map { _ in uniform() } }

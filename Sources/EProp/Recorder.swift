@@ -103,11 +103,15 @@ public final class Recorder: @unchecked Sendable {
             // After the last step the next sequence starts from u = 0 (no spike can arrive at step 0).
             let uNext = s + 1 < T ? seq.u.row(row + B) : nil
             let inWindow = s >= windowStart
+            let crossEntropy = seq.lossFunction == .crossEntropy
+            // Cross entropy: the output is the softmax of exp(u + E_L) across readouts (spec 3.2).
+            let softmaxSum = crossEntropy ? (0..<nOut).reduce(0.0) { $0 + Foundation.exp(Double(u[$1]) + eLOut) } : 1
             for q in 0..<nOut {
                 let next = (uNext.map { Double($0[q]) } ?? 0) + eLOut
+                let output = crossEntropy ? Foundation.exp(Double(u[q]) + eLOut) / softmaxSum : Double(u[q]) + eLOut
                 out["V_m"]![q].append(next)
-                out["readout_signal_unnorm"]![q].append(next)
-                out["readout_signal"]![q].append(inWindow ? Double(u[q]) + eLOut : 0)
+                out["readout_signal_unnorm"]![q].append(crossEntropy ? Foundation.exp(next) : next)
+                out["readout_signal"]![q].append(inWindow ? output : 0)
                 out["target_signal"]![q].append(inWindow ? Double(target[q]) : 0)
                 out["error_signal"]![q].append(Double(err[q]))
             }

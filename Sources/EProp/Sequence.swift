@@ -207,7 +207,7 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
                 let zp = zPrev[q]
                 // Reset by the base threshold one step after the spike, not decayed by alpha.
                 let vj = max(alpha[j] * vp[q] + zeta[j] * cur[q] - vTh * zp + iScale[j] * iE * latched, vMin)
-                let aj = rho * ap[q] + zp
+                let aj = beta[j] == 0 ? 0 : rho * ap[q] + zp  // plain LIF neurons have no adaptation
                 let threshold = vTh + beta[j] * aj
                 let r = max(refr[q] - 1, 0)  // refractory steps left, counted down at the step's start
                 refr[q] = r

@@ -41,6 +41,19 @@ public final class Patterns: @unchecked Sendable {
     public func restoreGenerator(_ state: EvidenceAccumulationTrials.State) { generator?.restore(state) }
 }
 
+extension Patterns {
+    /// Patterns from arrays `[n_in, T]` and `[n_out, T]` (one frozen pattern) or `[K, n_in, T]` and
+    /// `[K, n_out, T]` (one per sequence); the caller has checked the shapes and values.
+    public convenience init(input x: NPYArray, target y: NPYArray) {
+        let k = x.shape.count == 3 ? x.shape[0] : 1
+        let (nIn, nOut, T) = (x.shape[x.shape.count - 2], y.shape[y.shape.count - 2], x.shape.last!)
+        self.init(fixed: (0..<k).map { i in
+            (Matrix(rows: nIn, cols: T, Array(x.values[(i * nIn * T)..<((i + 1) * nIn * T)])),
+             Matrix(rows: nOut, cols: T, Array(y.values[(i * nOut * T)..<((i + 1) * nOut * T)])))
+        })
+    }
+}
+
 extension TrainingConfig {
     /// The configuration of a task with its own defaults (NEST's scripts), before user options.
     public static func defaults(for task: TaskKind) -> TrainingConfig {
@@ -165,21 +178,14 @@ public final class EvidenceAccumulationTrials: @unchecked Sendable {
     /// Glorot-uniform readout weights, unscaled randn feedback), then the trial generator.
     static func generate(_ c: TrainingConfig) -> NetworkInit {
         var rng = NumpyRandomState(seed: c.seed)
-        let (nIn, nRec, nOut, T) = (c.nIn, c.nRec, c.nOut, c.sequence)
-        func float32(_ x: Double) -> Double { Double(Float(x)) }
-        let a = rng.randn(nIn, nRec)
-        let wIn = Matrix<Double>(rows: nRec, cols: nIn)
-        for j in 0..<nRec { for i in 0..<nIn { wIn[j, i] = float32(a[i][j] / Double(nIn).squareRoot()) } }
-        let r = rng.randn(nRec, nRec)
-        let wRec = Matrix<Double>(rows: nRec, cols: nRec)
-        for j in 0..<nRec { for i in 0..<nRec where i != j { wRec[j, i] = float32(r[i][j] / Double(nRec).squareRoot()) } }
+        let (nIn, nRec, nOut) = (c.nIn, c.nRec, c.nOut)
+        let wIn = rng.normalWeights(post: nRec, pre: nIn, divisor: Double(nIn).squareRoot())
+        let wRec = rng.normalWeights(post: nRec, pre: nRec, divisor: Double(nRec).squareRoot(), zeroDiagonal: true)
         let limit = (3.0 / max(1.0, Double(nRec + nOut) / 2)).squareRoot()
         let glorot = (0..<nRec).map { _ in (0..<nOut).map { _ in -limit + 2 * limit * rng.uniform() } }
         let wOut = Matrix<Double>(rows: nOut, cols: nRec)
-        for k in 0..<nOut { for j in 0..<nRec { wOut[k, j] = float32(glorot[j][k]) } }
-        let f = rng.randn(nRec, nOut)
-        let feedback = Matrix<Double>(rows: nRec, cols: nOut)
-        for j in 0..<nRec { for k in 0..<nOut { feedback[j, k] = float32(f[j][k]) } }
+        for k in 0..<nOut { for j in 0..<nRec { wOut[k, j] = Double(Float(glorot[j][k])) } }
+        let feedback = rng.normalWeights(post: nRec, pre: nOut, divisor: 1, transposed: false)
         let tau = Matrix<Double>(rows: 1, cols: nRec)
         for j in 0..<nRec { tau.p[j] = c.recurrent.tauMMean }
         let patterns = Patterns(generator: EvidenceAccumulationTrials(rng: rng, config: c))

@@ -259,12 +259,8 @@ struct EPropDense: ParsableCommand {
         guard x.values.allSatisfy({ $0 == 0 || $0 == 1 }), y.values.allSatisfy(\.isFinite) else {
             throw ValidationError("invalid --input/--target: input values must be 0 or 1 and targets finite")
         }
-        let patterns = (0..<k).map { i -> (input: Matrix<Double>, target: Matrix<Double>) in
-            (Matrix(rows: nIn, cols: T, Array(x.values[(i * nIn * T)..<((i + 1) * nIn * T)])),
-             Matrix(rows: nOut, cols: T, Array(y.values[(i * nOut * T)..<((i + 1) * nOut * T)])))
-        }
         var result = generated
-        result.patterns = Patterns(fixed: patterns)
+        result.patterns = Patterns(input: x, target: y)
         return result
     }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Run a NEST 3.10 e-prop regression task for one configuration and export everything.
+"""Run a NEST 3.10 e-prop task for one configuration and export everything.
 
-Two tasks (--task), both supervised regression with the eprop_*_bsshslm_2020 models:
+Three tasks (--task), supervised learning with the eprop_*_bsshslm_2020 models:
 
 * infinite-loop (default): the seed tutorial "learning to generate an infinite loop" (100 frozen-Poisson
   inputs, 200 ALIF neurons with tau_m ~ N(30, 2) drawn by NEST, 2 readouts with tau_m 50 drawing a
@@ -11,18 +11,30 @@ Two tasks (--task), both supervised regression with the eprop_*_bsshslm_2020 mod
   original TensorFlow losses: 100 inputs, 100 LIF neurons (tau_m 30, C_m 1, c_reg 300, f_target 10 Hz,
   flush_event_send_interval = T), 1 readout (tau_m 30) learning a superposition of 4 sines with random
   amplitudes and phases, plain gradient descent with eta 1e-4, T = 1000, 5 iterations.
+* evidence-accumulation: classification, NEST 3.10's example
+  eprop_supervised_classification_evidence-accumulation_bsshslm_2020.py (doc/examples/pynest/eprop_plasticity):
+  40 inputs in 4 groups (left cue, right cue, recall, background noise), 100 recurrent neurons = 50
+  eprop_iaf_bsshslm_2020 (created first) + 50 eprop_iaf_adapt_bsshslm_2020 (tau_m 20, V_th 0.6, t_ref 5,
+  regular_spike_arrival, C_m 1, c_reg 300, f_target 10 Hz), 2 readouts (tau_m 20) with the cross-entropy loss
+  (softmax through rate_connection_delayed readout -> readout), Adam eta 5e-3, batch 32, average_gradient,
+  T = 2250, learning window = the 150 recall steps; a new random batch of cue sequences every iteration.
+  Simplified: training iterations only (no validation, early-stopping or test phases).
 
 Each network is built in the same order with the same random draws as its script, with the NEST 3.10
 parameter mapping of the surrogate gradient (surrogate_gradient_height = gamma / V_th,
 surrogate_gradient_width = V_th, gamma = 0.3). Options left unset take the task's values.
 The export folder has the layout of shared/refdata/nest-3.10/infinite-loop_seed1_iter5: initial and
 final weights ([post, pre], float64), the NEST-drawn tau_m, the frozen input and targets, all
-recordings, the loss, parameter dumps, manifest.json and summary.json.
+recordings, the loss, parameter dumps, manifest.json and summary.json. For evidence-accumulation the input
+and target arrays have one pattern per sequence ([K, n_in, T] and [K, n_out, T], K = iterations x batch),
+loss.npy and accuracy.npy have one value per iteration (the example's definitions) and
+loss_per_sequence.npy one per sequence.
 
 Examples:
 
     .venv/bin/python notebooks-data/crossval/nest_export.py --out /tmp/seed1      # the tutorial, 5 iterations
     .venv/bin/python notebooks-data/crossval/nest_export.py --out /tmp/sine --task sine-waves
+    .venv/bin/python notebooks-data/crossval/nest_export.py --out /tmp/ea --task evidence-accumulation  # 2 x 32
 
 With the defaults the output reproduces notebooks-data/reference/nest-3.10-infinite-loop-seed1-iter5
 exactly (weights bit for bit); with --task sine-waves the losses are those NEST's test asserts.
@@ -35,6 +47,7 @@ import math
 import os
 import resource
 import shlex
+import subprocess
 import sys
 import time
 
@@ -50,23 +63,60 @@ N_RECORD = 1  # recurrent neurons recorded by the multimeter (tutorial value)
 N_RECORD_W = 3  # senders/targets sampled by the weight recorder (tutorial value)
 
 SURROGATES = ["piecewise_linear", "exponential", "fast_sigmoid_derivative", "arctan_derivative"]
-TASKS = ["infinite-loop", "sine-waves"]
+TASKS = ["infinite-loop", "sine-waves", "evidence-accumulation"]
 
 # Per-task values of the options (used where an option is not given on the command line) and of the
-# settings that are not options. "tau_m_rec_std" 0 means a fixed tau_m (no NEST random draw).
+# settings that are not options. "tau_m_rec_std" 0 means a fixed tau_m = "tau_m_rec_mean" (no NEST random
+# draw); "n_adaptive" None means all recurrent neurons adapt for --model alif (none for lif).
+COMMON_DEFAULTS = {
+    "n_in": 100, "iterations": 5, "batch_size": 1, "average_gradient": False, "n_adaptive": None,
+    "v_th": V_TH, "t_ref": 0.0, "regular_spike_arrival": False, "tau_m_rec_mean": TAU_M_MEAN,
+    "n_record_w": N_RECORD_W, "loss": "mean_squared_error",
+}
 TASK_DEFAULTS = {
-    "infinite-loop": {
+    "infinite-loop": dict(COMMON_DEFAULTS, **{
         "n_rec": 200, "n_out": 2, "model": "alif", "optimizer": "adam", "eta": 5e-3, "sequence": 1258,
         "c_reg": 150.0, "f_target": 20.0,
         "tau_m_rec_std": 2.0, "c_m_rec": 250.0, "tau_out": 50.0, "flush_event_send_interval": None,
-    },
+    }),
     # NEST 3.10, testsuite/pytests/synapses/test_eprop_bsshslm_2020_plasticity.py::test_eprop_regression
-    "sine-waves": {
+    "sine-waves": dict(COMMON_DEFAULTS, **{
         "n_rec": 100, "n_out": 1, "model": "lif", "optimizer": "gradient_descent", "eta": 1e-4, "sequence": 1000,
         "c_reg": 300.0, "f_target": 10.0,
         "tau_m_rec_std": 0.0, "c_m_rec": 1.0, "tau_out": 30.0, "flush_event_send_interval": "sequence",
-    },
+    }),
+    # NEST 3.10, doc/examples/pynest/eprop_plasticity/
+    # eprop_supervised_classification_evidence-accumulation_bsshslm_2020.py (training phase only)
+    "evidence-accumulation": dict(COMMON_DEFAULTS, **{
+        "n_in": 40, "n_rec": 100, "n_adaptive": 50, "n_out": 2, "model": "alif", "optimizer": "adam", "eta": 5e-3,
+        "iterations": 2, "batch_size": 32, "average_gradient": True,
+        "c_reg": 300.0, "f_target": 10.0, "v_th": 0.6, "t_ref": 5.0, "regular_spike_arrival": True,
+        "tau_m_rec_mean": 20.0, "tau_m_rec_std": 0.0, "c_m_rec": 1.0, "tau_out": 20.0,
+        "flush_event_send_interval": "sequence", "n_record_w": 5, "loss": "cross_entropy",
+    }),
 }
+
+# The evidence-accumulation task of the example (its "input" and "steps" dictionaries): 7 cues of 100 steps,
+# each after a break of 50 steps, then 1050 steps of background noise and 150 recall steps.
+EA_INPUT = {"n_symbols": 4, "n_cues": 7, "prob_group": 0.3, "spike_prob": 0.04}
+EA_STEPS = {"cue": 100, "spacing": 50, "bg_noise": 1050, "recall": 150}
+EA_STEPS["cues"] = EA_INPUT["n_cues"] * (EA_STEPS["cue"] + EA_STEPS["spacing"])
+EA_STEPS["sequence"] = EA_STEPS["cues"] + EA_STEPS["bg_noise"] + EA_STEPS["recall"]  # 2250
+TASK_DEFAULTS["evidence-accumulation"]["sequence"] = EA_STEPS["sequence"]
+TASK_DEFAULTS["evidence-accumulation"]["learning_window"] = EA_STEPS["recall"]
+EA_SIMPLIFICATIONS = [
+    "Training iterations only: no validation phase (the example runs one before iteration 0 and every 10 "
+    "iterations, each consuming a batch draw and simulating with eta 0), no early stopping, no test phase; "
+    "iteration 0 therefore uses the first batch drawn after the weights.",
+    "--iterations N training iterations (the example: up to n_iter_train = 50) with eta 5e-3, the only learning "
+    "rate ever set (the example first sets eta_test = 0 for its validation phase; NEST 3.10's first optimizer step "
+    "uses the first eta ever set, which is moot here).",
+    "Loss and accuracy are computed after the simulation from the readout multimeter, with the example's formulas "
+    "and windows (TrainingPipeline.evaluate), instead of during it.",
+    "Recorders: one multimeter on recurrent neuron 0 (a LIF neuron; the example also records adaptive neuron 50), "
+    "the readout multimeter limited to the training sequences, the example's weight recorder (5 senders/targets), "
+    "spike recorders on the input and recurrent neurons.",
+]
 
 # Losses that test_eprop_regression() asserts for the sine-waves task (seed 1, 5 iterations, batch 1):
 # NEST's own reference (asserted with rtol 1e-8) and the original TensorFlow implementation's (INM-6 fork
@@ -81,24 +131,34 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="output folder (created if missing)")
     p.add_argument("--task", choices=TASKS, default="infinite-loop",
-                   help="infinite-loop = the seed tutorial; sine-waves = NEST's test_eprop_regression network")
+                   help="infinite-loop = the seed tutorial; sine-waves = NEST's test_eprop_regression network; "
+                        "evidence-accumulation = NEST's classification example (training iterations only)")
     p.add_argument("--seed", type=int, default=1, help="numpy seed and NEST rng_seed (default 1)")
-    p.add_argument("--n-in", type=int, default=100)
-    p.add_argument("--n-rec", type=int, default=None, help="default: 200 (infinite-loop), 100 (sine-waves)")
-    p.add_argument("--n-out", type=int, default=None, help="default: 2 (infinite-loop), 1 (sine-waves)")
-    p.add_argument("--iterations", type=int, default=5, help="optimizer steps (each = batch-size sequences)")
-    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--n-in", type=int, default=None, help="default: 100; evidence-accumulation 40 (4 groups)")
+    p.add_argument("--n-rec", type=int, default=None,
+                   help="default: 200 (infinite-loop), 100 (sine-waves, evidence-accumulation)")
+    p.add_argument("--n-out", type=int, default=None,
+                   help="default: 2 (infinite-loop, evidence-accumulation), 1 (sine-waves)")
+    p.add_argument("--iterations", type=int, default=None,
+                   help="optimizer steps (each = batch-size sequences); default 5, evidence-accumulation 2")
+    p.add_argument("--batch-size", type=int, default=None, help="default 1; evidence-accumulation 32")
     p.add_argument("--model", choices=["alif", "lif"], default=None,
                    help="alif = eprop_iaf_adapt_bsshslm_2020, lif = eprop_iaf_bsshslm_2020 "
-                        "(default: alif for infinite-loop, lif for sine-waves)")
+                        "(default: alif for infinite-loop and evidence-accumulation, lif for sine-waves)")
+    p.add_argument("--n-adaptive", type=int, default=None,
+                   help="with --model alif: only the LAST n recurrent neurons are eprop_iaf_adapt_bsshslm_2020, the "
+                        "first n_rec - n are eprop_iaf_bsshslm_2020, created first (default: all; evidence-accumulation "
+                        "50 of 100, as the example)")
     p.add_argument("--optimizer", choices=["adam", "gradient_descent"], default=None,
                    help="default: adam (infinite-loop), gradient_descent (sine-waves)")
     p.add_argument("--eta", type=float, default=None, help="learning rate (default 5e-3; sine-waves 1e-4)")
     p.add_argument("--sequence", type=int, default=None,
                    help="steps per sequence (= update interval; default 1258; sine-waves 1000)")
     p.add_argument("--learning-window", type=int, default=None,
-                   help="steps of the learning window (last LW steps of a sequence); default = --sequence")
-    p.add_argument("--average-gradient", action="store_true", help="synapse average_gradient = True")
+                   help="steps of the learning window (last LW steps of a sequence); default = --sequence; "
+                        "evidence-accumulation 150 (the recall steps)")
+    p.add_argument("--average-gradient", action=argparse.BooleanOptionalAction, default=None,
+                   help="synapse average_gradient (default: False; evidence-accumulation True)")
     p.add_argument("--c-reg", type=float, default=None,
                    help="firing-rate regularization strength (default 150; sine-waves 300)")
     p.add_argument("--f-target", type=float, default=None,
@@ -114,16 +174,44 @@ def parse_args(argv=None):
                         "input_spike_seq_*, w_numpy_in_rec_float32) and no out_* recordings (loss.npy has the "
                         "loss); of the parameter dumps only the neurons' and script_params.json")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument("--verify-example", action="store_true",
+                   help="evidence-accumulation only: afterwards run NEST's example script itself (from the installed "
+                        "wheel, with batch_size, n_iter_train and rng_seed set to --batch-size, --iterations, --seed, "
+                        "n_iter_test = 0, do_early_stopping = False, do_plotting = False) in a second process and "
+                        "require its losses, errors, initial and final weights and recurrent spikes to equal this "
+                        "export's bit for bit (result in summary.json -> example_check)")
     args = p.parse_args(argv)
     for key, value in TASK_DEFAULTS[args.task].items():
-        if key in vars(args) and getattr(args, key) is None:
+        if key in vars(args) and getattr(args, key) is None and key != "n_adaptive":
             setattr(args, key, value)
     if args.learning_window is None:
         args.learning_window = args.sequence
     if not 1 <= args.learning_window <= args.sequence:
         p.error("--learning-window must be in 1 .. --sequence")
-    if args.n_in < N_RECORD_W or args.n_rec < N_RECORD_W or args.n_out < 1:
-        p.error(f"need n_in >= {N_RECORD_W}, n_rec >= {N_RECORD_W}, n_out >= 1")
+    n_record_w = TASK_DEFAULTS[args.task]["n_record_w"]
+    if args.n_in < n_record_w or args.n_rec < n_record_w or args.n_out < 1:
+        p.error(f"need n_in >= {n_record_w}, n_rec >= {n_record_w}, n_out >= 1")
+    if args.model == "lif":
+        if args.n_adaptive:
+            p.error("--n-adaptive needs --model alif")
+        args.n_adaptive = 0
+    elif args.n_adaptive is None:
+        args.n_adaptive = TASK_DEFAULTS[args.task]["n_adaptive"] or args.n_rec
+    if not 0 <= args.n_adaptive <= args.n_rec:
+        p.error("--n-adaptive must be in 0 .. n_rec")
+    if args.verify_example:
+        example_settings = dict(TASK_DEFAULTS["evidence-accumulation"], task="evidence-accumulation",
+                                surrogate="piecewise_linear")
+        differ = [k for k, v in example_settings.items() if k in vars(args) and k not in ("iterations", "batch_size")
+                  and getattr(args, k) != v]
+        if differ:
+            p.error(f"--verify-example needs the example's settings (only --seed, --iterations, --batch-size may "
+                    f"change); different: {differ}")
+    if args.task == "evidence-accumulation":
+        if args.sequence != EA_STEPS["sequence"]:
+            p.error(f"evidence-accumulation: the sequence is fixed by the task ({EA_STEPS['sequence']} steps)")
+        if args.n_in < EA_INPUT["n_symbols"] or args.n_out != 2:
+            p.error(f"evidence-accumulation: need n_in >= {EA_INPUT['n_symbols']} and n_out = 2")
     if args.iterations < 1 or args.batch_size < 1:
         p.error("--iterations and --batch-size must be >= 1")
     return args
@@ -196,6 +284,54 @@ def generate_superimposed_sines(steps_sequence, periods):
     return superposition
 
 
+def calculate_glorot_dist(fan_in, fan_out):
+    """Glorot-uniform draw of the evidence-accumulation example (readout weights), verbatim."""
+    glorot_scale = 1.0 / max(1.0, (fan_in + fan_out) / 2.0)
+    glorot_limit = np.sqrt(3.0 * glorot_scale)
+    glorot_distribution = np.random.uniform(low=-glorot_limit, high=glorot_limit, size=(fan_in, fan_out))
+    return glorot_distribution
+
+
+def generate_evidence_accumulation_input_output(batch_size, n_in, steps, input):
+    """The example's input and target of one batch (verbatim, numpy's global generator): returns
+    input_spike_bools [batch, T, n_in] and the target class (0 = left, 1 = right) of each sequence."""
+    n_pop_nrn = n_in // input["n_symbols"]
+
+    prob_choices = np.array([input["prob_group"], 1 - input["prob_group"]], dtype=np.float32)
+    idx = np.random.choice([0, 1], batch_size)
+    probs = np.zeros((batch_size, 2), dtype=np.float32)
+    probs[:, 0] = prob_choices[idx]
+    probs[:, 1] = prob_choices[1 - idx]
+
+    batched_cues = np.zeros((batch_size, input["n_cues"]), dtype=int)
+    for b_idx in range(batch_size):
+        batched_cues[b_idx, :] = np.random.choice([0, 1], input["n_cues"], p=probs[b_idx])
+
+    input_spike_probs = np.zeros((batch_size, steps["sequence"], n_in))
+
+    for b_idx in range(batch_size):
+        for c_idx in range(input["n_cues"]):
+            cue = batched_cues[b_idx, c_idx]
+
+            step_start = c_idx * (steps["cue"] + steps["spacing"]) + steps["spacing"]
+            step_stop = step_start + steps["cue"]
+
+            pop_nrn_start = cue * n_pop_nrn
+            pop_nrn_stop = pop_nrn_start + n_pop_nrn
+
+            input_spike_probs[b_idx, step_start:step_stop, pop_nrn_start:pop_nrn_stop] = input["spike_prob"]
+
+    input_spike_probs[:, -steps["recall"] :, 2 * n_pop_nrn : 3 * n_pop_nrn] = input["spike_prob"]
+    input_spike_probs[:, :, 3 * n_pop_nrn :] = input["spike_prob"] / 4.0
+    input_spike_bools = input_spike_probs > np.random.rand(input_spike_probs.size).reshape(input_spike_probs.shape)
+    input_spike_bools[:, 0, :] = 0  # remove spikes in 0th time step of every sequence for technical reasons
+
+    target_cues = np.zeros(batch_size, dtype=int)
+    target_cues[:] = np.sum(batched_cues, axis=1) > int(input["n_cues"] / 2)
+
+    return input_spike_bools, target_cues
+
+
 # ---------------------------------------------------------------------------------------------
 # the simulation
 
@@ -230,6 +366,10 @@ def run(args):
     steps["delays"] = steps["delay_in_rec"] + steps["delay_rec_out"] + steps["delay_out_norm"]
     steps["total_offset"] = steps["offset_gen"] + steps["delays"]
     steps["sim"] = steps["task"] + steps["total_offset"] + steps["extension_sim"]
+    ea = args.task == "evidence-accumulation"
+    if ea:  # the example: 3 more steps for the forced final update, which it triggers after the last batch
+        steps["final_update"] = 3
+        steps["sim"] += steps["final_update"]
     duration = {"step": 1.0}
     duration.update({k: v * duration["step"] for k, v in steps.items()})
     seq = steps["sequence"]
@@ -249,57 +389,69 @@ def run(args):
     # --- neurons -------------------------------------------------------------------------------
     n_in, n_rec, n_out = args.n_in, args.n_rec, args.n_out
     task = TASK_DEFAULTS[args.task]
-    adaptive = args.model == "alif"
-    rec_model = "eprop_iaf_adapt_bsshslm_2020" if adaptive else "eprop_iaf_bsshslm_2020"
+    n_record_w = task["n_record_w"]
+    v_th, tau_m_mean = task["v_th"], task["tau_m_rec_mean"]
+    n_ad = args.n_adaptive  # the last n_ad recurrent neurons adapt; the first n_rec - n_ad are plain LIF
+    n_reg = n_rec - n_ad
+    adaptive = n_ad == n_rec  # all recurrent neurons adapt
+    adaptive0 = n_reg == 0  # recurrent neuron 0 (the one the multimeter records) adapts
+    model_lif, model_alif = "eprop_iaf_bsshslm_2020", "eprop_iaf_adapt_bsshslm_2020"
+    rec_model = (model_alif if adaptive else model_lif if n_ad == 0
+                 else f"{n_reg} {model_lif} (created first) + {n_ad} {model_alif}")
     params_nrn_rec = {
         "C_m": task["c_m_rec"],  # only matters with current input (none here)
         "c_reg": args.c_reg,
         "E_L": 0.0,
         "f_target": args.f_target,  # set in spikes/s, read back in spikes/ms
         # NEST 3.10 replaced 3.8's gamma by height and width: psi = h * max(0, 1 - |v - A| / w)
-        "surrogate_gradient_height": GAMMA / V_TH,
-        "surrogate_gradient_width": V_TH,
+        "surrogate_gradient_height": GAMMA / v_th,
+        "surrogate_gradient_width": v_th,
         "I_e": 0.0,
-        "regular_spike_arrival": False,
+        "regular_spike_arrival": task["regular_spike_arrival"],
         "surrogate_gradient_function": args.surrogate,
-        "t_ref": 0.0,
+        "t_ref": task["t_ref"],
         "V_m": 0.0,
-        "V_th": V_TH,
+        "V_th": v_th,
     }
     if task["flush_event_send_interval"] == "sequence":
         params_nrn_rec["flush_event_send_interval"] = duration["sequence"]
-    if adaptive:
-        params_nrn_rec["adapt_tau"] = 2000.0
-        params_nrn_rec["adapt_beta"] = (
-            1.7 * (1.0 - np.exp(-1 / params_nrn_rec["adapt_tau"])) / (1.0 - np.exp(-1.0 / TAU_M_MEAN))
-        )
+    params_nrn_ad = dict(params_nrn_rec, adapt_tau=2000.0)
+    params_nrn_ad["adapt_beta"] = (
+        1.7 * (1.0 - np.exp(-1 / params_nrn_ad["adapt_tau"])) / (1.0 - np.exp(-1.0 / tau_m_mean))
+    )
+    if ea:
+        params_nrn_ad["adaptation"] = 0.0  # as the example (the default)
     params_nrn_out = {
         "C_m": 1.0,
         "E_L": 0.0,
         "I_e": 0.0,
-        "loss": "mean_squared_error",
+        "loss": task["loss"],
         "regular_spike_arrival": False,
         "tau_m": task["tau_out"],
         "V_m": 0.0,
     }
     if task["tau_m_rec_std"] > 0:
         # tau_m is drawn per neuron by NEST's own generator (seeded with rng_seed) at Create
-        tau_m_rule = nest.random.normal(mean=TAU_M_MEAN, std=task["tau_m_rec_std"])
-        tau_m_text = f"nest.random.normal(mean={TAU_M_MEAN}, std={task['tau_m_rec_std']})"
+        tau_m_rule = nest.random.normal(mean=tau_m_mean, std=task["tau_m_rec_std"])
+        tau_m_text = f"nest.random.normal(mean={tau_m_mean}, std={task['tau_m_rec_std']})"
     else:
-        tau_m_rule = tau_m_text = TAU_M_MEAN  # the regression test: tau_m = 30 for every neuron
-    params_create_rec = dict(params_nrn_rec, tau_m=tau_m_rule)
+        tau_m_rule = tau_m_text = tau_m_mean  # the regression test: 30 for every neuron; evidence accumulation 20
 
     gen_spk_in = nest.Create("spike_generator", n_in)
     nrns_in = nest.Create("parrot_neuron", n_in)
-    nrns_rec = nest.Create(rec_model, n_rec, params_create_rec)
+    pops_rec = []
+    if n_reg:
+        pops_rec.append(nest.Create(model_lif, n_reg, dict(params_nrn_rec, tau_m=tau_m_rule)))
+    if n_ad:
+        pops_rec.append(nest.Create(model_alif, n_ad, dict(params_nrn_ad, tau_m=tau_m_rule)))
+    nrns_rec = pops_rec[0] if len(pops_rec) == 1 else pops_rec[0] + pops_rec[1]
     nrns_out = nest.Create("eprop_readout_bsshslm_2020", n_out, params_nrn_out)
     gen_rate_target = nest.Create("step_rate_generator", n_out)
     memory["after_create_neurons"] = memory_mb()
 
     # --- recorders -----------------------------------------------------------------------------
     rec_recordables = ["V_m", "surrogate_gradient", "learning_signal"]
-    if adaptive:
+    if adaptive0:
         rec_recordables += ["V_th_adapt", "adaptation"]
     out_recordables = ["V_m", "readout_signal", "readout_signal_unnorm", "target_signal", "error_signal"]
     if args.no_recordings:
@@ -317,8 +469,8 @@ def run(args):
         "stop": duration["total_offset"] + duration["task"],
     }
     params_wr = {
-        "senders": nrns_in[:N_RECORD_W] + nrns_rec[:N_RECORD_W],
-        "targets": nrns_rec[:N_RECORD_W] + nrns_out,
+        "senders": nrns_in[:n_record_w] + nrns_rec[:n_record_w],
+        "targets": nrns_rec[:n_record_w] + nrns_out,
         "start": duration["total_offset"],
         "stop": duration["total_offset"] + duration["task"],
     }
@@ -341,8 +493,12 @@ def run(args):
     weights_in_rec = np.array(np.random.randn(n_in, n_rec).T / np.sqrt(n_in), dtype=dtype_weights)
     weights_rec_rec = np.array(np.random.randn(n_rec, n_rec).T / np.sqrt(n_rec), dtype=dtype_weights)
     np.fill_diagonal(weights_rec_rec, 0.0)  # no autapses
-    weights_rec_out = np.array(np.random.randn(n_rec, n_out).T / np.sqrt(n_rec), dtype=dtype_weights)
-    weights_out_rec = np.array(np.random.randn(n_rec, n_out) / np.sqrt(n_rec), dtype=dtype_weights)
+    if ea:  # the example: Glorot-uniform readout weights, feedback weights not scaled by 1/sqrt(n_rec)
+        weights_rec_out = np.array(calculate_glorot_dist(n_rec, n_out).T, dtype=dtype_weights)
+        weights_out_rec = np.array(np.random.randn(n_rec, n_out), dtype=dtype_weights)
+    else:
+        weights_rec_out = np.array(np.random.randn(n_rec, n_out).T / np.sqrt(n_rec), dtype=dtype_weights)
+        weights_out_rec = np.array(np.random.randn(n_rec, n_out) / np.sqrt(n_rec), dtype=dtype_weights)
 
     optimizer = {"type": args.optimizer, "batch_size": n_batch, "eta": args.eta, "Wmin": -100.0, "Wmax": 100.0}
     if args.optimizer == "adam":
@@ -365,6 +521,9 @@ def run(args):
         "weight": weights_out_rec,
     }
     params_syn_rate_target = {"synapse_model": "rate_connection_delayed", "delay": duration["step"], "receptor_type": 2}
+    # cross-entropy: every readout sends its unnormalized signal exp(V_m) to the others for the softmax
+    params_syn_out_out = {"synapse_model": "rate_connection_delayed", "delay": duration["step"], "receptor_type": 1,
+                          "weight": 1.0}
     params_syn_static = {"synapse_model": "static_synapse", "delay": duration["step"]}
 
     nest.SetDefaults("eprop_synapse_bsshslm_2020", params_common_syn_eprop)
@@ -374,45 +533,52 @@ def run(args):
     nest.Connect(nrns_rec, nrns_out, params_conn_all_to_all, params_syn_out)  # 4
     nest.Connect(nrns_out, nrns_rec, params_conn_all_to_all, params_syn_feedback)  # 5
     nest.Connect(gen_rate_target, nrns_out, params_conn_one_to_one, params_syn_rate_target)  # 6
+    if task["loss"] == "cross_entropy":
+        nest.Connect(nrns_out, nrns_out, params_conn_all_to_all, params_syn_out_out)  # 7
     nest.Connect(nrns_in + nrns_rec, sr, params_conn_all_to_all, params_syn_static)
     nest.Connect(nrns_in + nrns_rec, sr_all, params_conn_all_to_all, params_syn_static)
     if mm_rec is not None:
         nest.Connect(mm_rec, nrns_rec[:N_RECORD], params_conn_all_to_all, params_syn_static)
     nest.Connect(mm_out, nrns_out, params_conn_all_to_all, params_syn_static)
-    if args.optimizer == "adam" and args.task == "infinite-loop":
-        # the tutorial initializes the Adam moments of two synapses explicitly (to their defaults)
+    if args.optimizer == "adam" and args.task in ("infinite-loop", "evidence-accumulation"):
+        # the tutorial and the example initialize the Adam moments of two synapses explicitly (to their defaults)
         nest.GetConnections(nrns_rec[0], nrns_rec[1:3]).set([{"optimizer": {"m": 0.0, "v": 0.0}}] * 2)
     memory["after_connect"] = memory_mb()
 
-    # --- input: frozen Poisson pattern, identical in every sequence -----------------------------
-    input_spike_bools = (np.random.rand(seq, n_in) < INPUT_SPIKE_PROB).swapaxes(0, 1)
-    input_spike_bools[:, 0] = 0  # a spike at sequence step 0 would be dropped by NEST anyway
-    sequence_starts = np.arange(0.0, duration["task"], duration["sequence"]) + duration["offset_gen"]
-    params_gen_spk_in = []
-    for input_spike_bool in input_spike_bools:
-        input_spike_times = np.arange(0.0, duration["sequence"], duration["step"])[input_spike_bool]
-        input_spike_times_all = [input_spike_times + start for start in sequence_starts]
-        params_gen_spk_in.append({"spike_times": np.hstack(input_spike_times_all).astype(np.float32)})
-    gen_spk_in.set(params_gen_spk_in)
+    if not ea:
+        # --- input: frozen Poisson pattern, identical in every sequence -----------------------------
+        input_spike_bools = (np.random.rand(seq, n_in) < INPUT_SPIKE_PROB).swapaxes(0, 1)
+        input_spike_bools[:, 0] = 0  # a spike at sequence step 0 would be dropped by NEST anyway
+        sequence_starts = np.arange(0.0, duration["task"], duration["sequence"]) + duration["offset_gen"]
+        params_gen_spk_in = []
+        for input_spike_bool in input_spike_bools:
+            input_spike_times = np.arange(0.0, duration["sequence"], duration["step"])[input_spike_bool]
+            input_spike_times_all = [input_spike_times + start for start in sequence_starts]
+            params_gen_spk_in.append({"spike_times": np.hstack(input_spike_times_all).astype(np.float32)})
+        gen_spk_in.set(params_gen_spk_in)
 
-    # --- targets --------------------------------------------------------------------------------
-    if args.task == "sine-waves":  # one target per readout, drawn in readout order (the test has one)
-        target_signal_list = [generate_superimposed_sines(seq, [1000, 500, 333, 200]) for _ in range(n_out)]
-    else:
-        target_signal_list = target_signals(n_out, seq)
-    gen_rate_target.set(
-        [
-            {
-                "amplitude_times": np.arange(0.0, duration["task"], duration["step"]) + duration["total_offset"],
-                "amplitude_values": np.tile(target_signal, n_seq),
-            }
-            for target_signal in target_signal_list
-        ]
-    )
+        # --- targets --------------------------------------------------------------------------------
+        if args.task == "sine-waves":  # one target per readout, drawn in readout order (the test has one)
+            target_signal_list = [generate_superimposed_sines(seq, [1000, 500, 333, 200]) for _ in range(n_out)]
+        else:
+            target_signal_list = target_signals(n_out, seq)
+        gen_rate_target.set(
+            [
+                {
+                    "amplitude_times": np.arange(0.0, duration["task"], duration["step"]) + duration["total_offset"],
+                    "amplitude_values": np.tile(target_signal, n_seq),
+                }
+                for target_signal in target_signal_list
+            ]
+        )
 
     # --- forced final update: one strong spike into every presynaptic neuron of an e-prop synapse
-    final_update_time = duration["task"] + duration["delays"]
-    gen_spk_final_update = nest.Create("spike_generator", 1, {"spike_times": [final_update_time]})
+    if ea:  # the example sets the spike time after the last batch: task + total_offset + extension_sim + 1
+        final_update_time = duration["task"] + duration["total_offset"] + duration["extension_sim"] + 1
+        gen_spk_final_update = nest.Create("spike_generator", 1)
+    else:
+        final_update_time = duration["task"] + duration["delays"]
+        gen_spk_final_update = nest.Create("spike_generator", 1, {"spike_times": [final_update_time]})
     nest.Connect(gen_spk_final_update, nrns_in + nrns_rec, "all_to_all", {"weight": 1000.0})
 
     # --- state before training -------------------------------------------------------------------
@@ -453,7 +619,49 @@ def run(args):
     log(f"NEST {nest.__version__}: simulating {duration['sim']:.0f} ms "
         f"({n_iter} iterations x batch {n_batch} x {seq} steps, {rec_model}, {args.optimizer})")
     t0 = time.perf_counter()
-    nest.Simulate(duration["sim"])
+    if ea:
+        # The example's training phases (TrainingPipeline.run_phase): per iteration set the synapse defaults
+        # (same eta every time), draw the batch, set the generators, simulate total_offset, extension_sim and
+        # the rest of the batch; then total_offset and extension_sim once more, the final-update spike and
+        # final_update steps. The draws are the example's, minus its validation phase before iteration 0.
+        input_batches, target_cues_all = [], []
+        ea_steps = dict(EA_STEPS, learning_window=steps["learning_window"])
+        for n in range(n_iter):
+            nest.SetDefaults("eprop_synapse_bsshslm_2020", params_common_syn_eprop)
+            input_spike_bools, target_cues = generate_evidence_accumulation_input_output(n_batch, n_in, ea_steps,
+                                                                                         EA_INPUT)
+            iteration_offset = n * n_batch * duration["sequence"]
+            input_spike_bools_arr = np.array(input_spike_bools).reshape(n_batch * seq, n_in)
+            timeline_task = (np.arange(0.0, n_batch * duration["sequence"], duration["step"]) + iteration_offset
+                             + duration["offset_gen"])
+            gen_spk_in.set([{"spike_times": timeline_task[input_spike_bools_arr[:, i]].astype(np.float32)}
+                            for i in range(n_in)])
+            target_rate_changes = np.zeros((n_out, n_batch))
+            target_rate_changes[np.array(target_cues), np.arange(n_batch)] = 1
+            gen_rate_target.set([
+                {
+                    "amplitude_times": np.arange(0.0, n_batch * duration["sequence"], duration["sequence"])
+                    + iteration_offset + duration["total_offset"],
+                    "amplitude_values": target_rate_changes[k],
+                }
+                for k in range(n_out)
+            ])
+            input_batches.append(np.asarray(input_spike_bools, dtype=bool).swapaxes(1, 2))  # [batch, n_in, T]
+            target_cues_all.append(np.asarray(target_cues))
+            nest.Simulate(duration["total_offset"])
+            nest.Simulate(duration["extension_sim"])
+            nest.Simulate(n_batch * duration["sequence"] - duration["total_offset"] - duration["extension_sim"])
+        nest.Simulate(duration["total_offset"])
+        nest.Simulate(duration["extension_sim"])
+        gen_spk_final_update.set({"spike_times": [final_update_time]})
+        nest.Simulate(duration["final_update"])
+        input_spike_bools = np.concatenate(input_batches)  # [K, n_in, T]
+        target_class = np.concatenate(target_cues_all).astype(np.int32)  # [K]
+        target_signal_seq = np.zeros((n_seq, n_out, seq))
+        target_signal_seq[np.arange(n_seq), target_class, :] = 1.0
+        assert nest.biological_time == duration["sim"], (nest.biological_time, duration["sim"])
+    else:
+        nest.Simulate(duration["sim"])
     timings["simulate_s"] = time.perf_counter() - t0
     timings["simulate_per_iteration_s"] = timings["simulate_s"] / n_iter
     memory["after_simulate"] = memory_mb()
@@ -488,12 +696,60 @@ def run(args):
     out_senders = np.asarray(events_mm_out["senders"])
     readout_signal = np.asarray(events_mm_out["readout_signal"])
     target_signal = np.asarray(events_mm_out["target_signal"])
-    loss_list = []
-    for gid in nrns_out.tolist():  # readouts in index order
-        idc = out_senders == gid
-        error = (readout_signal[idc] - target_signal[idc]) ** 2
-        loss_list.append(0.5 * np.add.reduceat(error, np.arange(0, steps["task"], steps["sequence"])))
-    loss = np.sum(loss_list, axis=0)  # one value per sequence (per iteration for batch 1)
+    if ea:
+        # the example's TrainingPipeline.evaluate(), iteration by iteration: the readout samples of the
+        # iteration (stamps (n*B*T + 4, (n+1)*B*T + 4]) reshaped to [n_out, 1, batch, T], last LW steps
+        lw = steps["learning_window"]
+        rs_all = np.array([readout_signal[out_senders == gid] for gid in nrns_out.tolist()])  # [n_out, K*T]
+        ts_all = np.array([target_signal[out_senders == gid] for gid in nrns_out.tolist()])
+        loss, accuracy, loss_seq = [], [], []
+        for n in range(n_iter):
+            sl = slice(n * n_batch * seq, (n + 1) * n_batch * seq)
+            rs = rs_all[:, sl].reshape((n_out, 1, n_batch, seq))[:, :, :, -lw:]
+            ts = ts_all[:, sl].reshape((n_out, 1, n_batch, seq))[:, :, :, -lw:]
+            loss.append(-np.mean(np.sum(ts * np.log(rs), axis=0), axis=(1, 2))[0])
+            y_prediction = np.argmax(np.mean(rs, axis=3), axis=0)
+            y_target = np.argmax(np.mean(ts, axis=3), axis=0)
+            accuracy.append(np.mean((y_target == y_prediction), axis=1)[0])
+            loss_seq.append(-np.mean(np.sum(ts * np.log(rs), axis=0), axis=2)[0])  # [batch]
+        loss, accuracy, loss_seq = np.array(loss), np.array(accuracy), np.array(loss_seq)
+        loss_list = [loss]
+        # the recorded target must be the one-hot class in the window and 0 before it; the readout signal
+        # must be 0 before the window and the softmax over readouts in it
+        win = np.zeros(seq, dtype=bool)
+        win[-lw:] = True
+        win_all = np.tile(win, n_seq)
+        expected_target = target_signal_seq.transpose(1, 0, 2).reshape(n_out, -1) * win_all
+        checks = {"target_signal_is_one_hot_class_in_window": bool(np.array_equal(ts_all, expected_target)),
+                  "readout_signal_zero_before_window": bool(np.all(rs_all[:, ~win_all] == 0.0)),
+                  "readout_signal_positive_in_window": bool(np.all(rs_all[:, win_all] > 0.0)),
+                  "readout_signal_sum_max_abs_dev_from_1": float(np.abs(rs_all[:, win_all].sum(axis=0) - 1.0).max())}
+        if "readout_signal_unnorm" in events_mm_out:
+            # readout_signal(stamp s) = exp(V_m)(stamp s-1) / sum over readouts: the softmax of the previous step's
+            # readout_signal_unnorm (the unnormalized signals travel 1 step over rate_connection_delayed)
+            un = np.array([np.asarray(events_mm_out["readout_signal_unnorm"])[out_senders == gid]
+                           for gid in nrns_out.tolist()])
+            idx = np.nonzero(win_all)[0]
+            idx = idx[idx > 0]
+            softmax = un[:, idx - 1] / un[:, idx - 1].sum(axis=0)
+            checks["readout_signal_softmax_of_previous_unnorm_max_rel_dev"] = float(
+                np.max(np.abs(rs_all[:, idx] - softmax) / softmax))
+            v_m = np.array([np.asarray(events_mm_out["V_m"])[out_senders == gid] for gid in nrns_out.tolist()])
+            checks["readout_signal_unnorm_is_exp_V_m_max_rel_dev"] = float(np.max(np.abs(un - np.exp(v_m)) / np.exp(v_m)))
+        ok = (checks["target_signal_is_one_hot_class_in_window"] and checks["readout_signal_zero_before_window"]
+              and checks["readout_signal_positive_in_window"] and checks["readout_signal_sum_max_abs_dev_from_1"] < 1e-12
+              and checks.get("readout_signal_softmax_of_previous_unnorm_max_rel_dev", 0.0) < 1e-12
+              and checks.get("readout_signal_unnorm_is_exp_V_m_max_rel_dev", 0.0) < 1e-12)
+        if not ok:
+            raise RuntimeError(f"evidence-accumulation: the recorded readout/target signals are not as expected: {checks}")
+        log(f"readout checks: {checks}")
+    else:
+        loss_list = []
+        for gid in nrns_out.tolist():  # readouts in index order
+            idc = out_senders == gid
+            error = (readout_signal[idc] - target_signal[idc]) ** 2
+            loss_list.append(0.5 * np.add.reduceat(error, np.arange(0, steps["task"], steps["sequence"])))
+        loss = np.sum(loss_list, axis=0)  # one value per sequence (per iteration for batch 1)
 
     # --- write everything ------------------------------------------------------------------------------
     t0 = time.perf_counter()
@@ -523,30 +779,52 @@ def run(args):
     put("tau_m_rec.npy", tau_m_rec, "ms",
         ("membrane time constant of each recurrent neuron as drawn by NEST (nest.random.normal(30, 2)) and read back "
          "with nrns_rec.get('tau_m'); index = 0-based recurrent neuron") if task["tau_m_rec_std"] > 0 else
-        (f"membrane time constant of each recurrent neuron (fixed {TAU_M_MEAN} ms), read back with "
+        (f"membrane time constant of each recurrent neuron (fixed {tau_m_mean} ms), read back with "
          "nrns_rec.get('tau_m'); index = 0-based recurrent neuron"))
-    put("input_spike_bool_seq.npy", np.asarray(input_spike_bools, dtype=bool), "1",
-        f"frozen input pattern of one sequence [n_in, {seq}]: True if input neuron i has a generator spike at step k "
-        "of the sequence; repeated identically in every sequence")
-    in_neuron, in_step = np.nonzero(input_spike_bools)  # row-major: by neuron, then by step
-    put("input_spike_seq_neuron.npy", in_neuron.astype(np.int32), "index",
-        "one sequence of input spikes: 0-based input neuron index (paired with input_spike_seq_time_ms)")
-    put("input_spike_seq_time_ms.npy", in_step.astype(np.float64) * duration["step"] + duration["offset_gen"], "ms",
-        f"spike_generator spike times of the first sequence (step k -> k*1.0 + offset_gen(1.0) ms); sequence n adds "
-        f"n*{seq} ms. The parrot neurons re-emit these 1 ms later, the recurrent neurons receive them another 1 ms "
-        "later (delay 1 ms each)")
-    put("target_signal_seq.npy", np.array(target_signal_list, dtype=np.float64), "1",
-        (f"target signals of one sequence [n_out, {seq}]: readout k gets sin(linspace(0, 2 pi (k+1), {seq})); fed by "
-         "step_rate_generator with amplitude_times k + total_offset(4) ms") if args.task == "infinite-loop" else
-        (f"target signals of one sequence [n_out, {seq}]: generate_superimposed_sines({seq}, [1000, 500, 333, 200]) "
-         "of NEST's test_eprop_regression (drawn after the input pattern, one per readout); fed by "
-         "step_rate_generator with amplitude_times k + total_offset(4) ms"))
-    per = "iteration" if n_batch == 1 else f"sequence (n_iter*batch_size = {n_seq} values; sequence n*{n_batch}+b " \
-                                           f"is element b of the batch of iteration n)"
-    put("loss.npy", loss, "1",
-        f"seed loss per {per}: E = 0.5 * sum_k sum_t (y_k - y*_k)^2 over the {seq} recorded steps of the sequence "
-        "(multimeter mm_out window)")
-    put("loss_per_readout.npy", np.array(loss_list), "1", "seed loss split per readout neuron [n_out, n_sequences]")
+    if ea:
+        put("input_spike_bool_seq.npy", input_spike_bools, "1",
+            f"input pattern of every sequence [K={n_seq}, n_in, {seq}] in the order simulated (sequence n*{n_batch}+b "
+            f"is element b of the batch of iteration n): True if input neuron i has a generator spike at step k of "
+            f"sequence s, i.e. at {seq}*s + k + 1 ms; drawn by the example's generate_evidence_accumulation_input_output "
+            f"(inputs 0-{n_in // 4 - 1} left cue, {n_in // 4}-{2 * (n_in // 4) - 1} right cue, "
+            f"{2 * (n_in // 4)}-{3 * (n_in // 4) - 1} recall, the rest background noise); no spike at k = 0")
+        put("target_signal_seq.npy", target_signal_seq, "1",
+            f"target of every sequence [K={n_seq}, n_out, {seq}]: 1 for the readout of the sequence's class (0 = left, "
+            "1 = right: more right cues than left), 0 for the other, over the whole sequence; fed by step_rate_generator "
+            "with amplitude_times s*T + total_offset(4) ms (the readouts use it in the learning window only)")
+        put("target_class.npy", target_class, "index", f"target class (readout index) of every sequence [K={n_seq}]")
+        put("loss.npy", loss, "1",
+            f"the example's cross-entropy loss per iteration [{n_iter}]: -mean over the batch's sequences and the last "
+            f"{steps['learning_window']} steps (learning window) of sum_k target_signal_k * log(readout_signal_k), "
+            "from the readout multimeter (TrainingPipeline.evaluate)")
+        put("loss_per_sequence.npy", loss_seq, "1",
+            f"the same per sequence [{n_iter}, {n_batch}] (mean over the learning window only); loss = its row mean")
+        put("accuracy.npy", accuracy, "1",
+            f"the example's accuracy per iteration [{n_iter}]: fraction of the batch's sequences whose argmax over "
+            "readouts of the learning-window mean of readout_signal equals that of target_signal (1 - 'error')")
+    else:
+        put("input_spike_bool_seq.npy", np.asarray(input_spike_bools, dtype=bool), "1",
+            f"frozen input pattern of one sequence [n_in, {seq}]: True if input neuron i has a generator spike at step "
+            "k of the sequence; repeated identically in every sequence")
+        in_neuron, in_step = np.nonzero(input_spike_bools)  # row-major: by neuron, then by step
+        put("input_spike_seq_neuron.npy", in_neuron.astype(np.int32), "index",
+            "one sequence of input spikes: 0-based input neuron index (paired with input_spike_seq_time_ms)")
+        put("input_spike_seq_time_ms.npy", in_step.astype(np.float64) * duration["step"] + duration["offset_gen"], "ms",
+            f"spike_generator spike times of the first sequence (step k -> k*1.0 + offset_gen(1.0) ms); sequence n "
+            f"adds n*{seq} ms. The parrot neurons re-emit these 1 ms later, the recurrent neurons receive them "
+            "another 1 ms later (delay 1 ms each)")
+        put("target_signal_seq.npy", np.array(target_signal_list, dtype=np.float64), "1",
+            (f"target signals of one sequence [n_out, {seq}]: readout k gets sin(linspace(0, 2 pi (k+1), {seq})); fed "
+             "by step_rate_generator with amplitude_times k + total_offset(4) ms") if args.task == "infinite-loop" else
+            (f"target signals of one sequence [n_out, {seq}]: generate_superimposed_sines({seq}, [1000, 500, 333, "
+             "200]) of NEST's test_eprop_regression (drawn after the input pattern, one per readout); fed by "
+             "step_rate_generator with amplitude_times k + total_offset(4) ms"))
+        per = "iteration" if n_batch == 1 else f"sequence (n_iter*batch_size = {n_seq} values; sequence n*{n_batch}+b " \
+                                               f"is element b of the batch of iteration n)"
+        put("loss.npy", loss, "1",
+            f"seed loss per {per}: E = 0.5 * sum_k sum_t (y_k - y*_k)^2 over the {seq} recorded steps of the sequence "
+            "(multimeter mm_out window)")
+        put("loss_per_readout.npy", np.array(loss_list), "1", "seed loss split per readout neuron [n_out, n_sequences]")
 
     n_samples = steps["task"]
     out_times = np.asarray(events_mm_out["times"])[out_senders == nrns_out[0].global_id]
@@ -619,6 +897,10 @@ def run(args):
             assert np.array_equal(as32.astype(np.float64), array), f"{name} is not exactly representable in float32"
             arrays[name] = (as32, units, meaning + " (stored as float32: the script draws float32 values, so this "
                                                    "is exact; NEST holds the same values as float64)")
+        if ea:  # 0/1 values: exact in float32
+            array, units, meaning = arrays["target_signal_seq.npy"]
+            arrays["target_signal_seq.npy"] = (np.asarray(array, dtype=np.float32), units, meaning + " (stored as "
+                                               "float32, exact for 0/1)")
     for name, (array, _, _) in arrays.items():
         np.save(os.path.join(out, name), array)
 
@@ -633,7 +915,7 @@ def run(args):
         "recurrent_model": rec_model,
         "params_common_syn_eprop": {k: v for k, v in params_common_syn_eprop.items() if k != "weight_recorder"},
         "params_nrn_out": params_nrn_out,
-        "params_nrn_rec": dict(params_nrn_rec, tau_m=tau_m_text),
+        "params_nrn_rec": dict(params_nrn_ad if adaptive else params_nrn_rec, tau_m=tau_m_text),
         "task": args.task,
         "recorders": {
             "mm_out": params_mm_out,
@@ -645,6 +927,13 @@ def run(args):
         "rng_seed": seed,
         "tau_m_readout": params_nrn_out["tau_m"],
     }
+    if 0 < n_ad < n_rec:  # mixed population: params_nrn_rec above is the LIF neurons', these the adaptive ones'
+        script_params["params_nrn_ad"] = dict(params_nrn_ad, tau_m=tau_m_text)
+        script_params["n_adaptive"] = n_ad
+    if ea:
+        script_params.update({"ea_input": EA_INPUT, "ea_steps": EA_STEPS, "n_record_w": n_record_w,
+                              "params_syn_out_out": params_syn_out_out})
+        del script_params["input_spike_prob"]
     json_files = {
         "params_rec_neuron.json": (params_rec_neuron,
             "full status (get()) of recurrent neuron 0 before Simulate (state + parameters in effect); tau_m differs "
@@ -683,6 +972,12 @@ def run(args):
     shift = duration["offset_gen"] + duration["delay_in_rec"]
     rate_per_seq = [in_window(rec_t, shift + k * duration["sequence"], shift + (k + 1) * duration["sequence"])
                     / n_rec / (duration["sequence"] / 1000.0) for k in range(n_seq)]
+    if ea:  # the ALIF and LIF populations separately (per sequence, own clock)
+        rec_s = spikes["rec"][1]
+        rate_per_seq_pop = {
+            name: [int(np.count_nonzero((rec_t > shift + k * seq) & (rec_t <= shift + (k + 1) * seq) & sel))
+                   / max(n, 1) / (seq / 1000.0) for k in range(n_seq)]
+            for name, sel, n in (("lif", rec_s < n_reg, n_reg), ("alif", rec_s >= n_reg, n_ad))}
     timings["export_s"] = time.perf_counter() - t0
     timings["total_wall_s"] = time.perf_counter() - t_start
     num_connections = nest.GetKernelStatus("num_connections")
@@ -699,9 +994,9 @@ def run(args):
         "num_connections": num_connections,
         "events_were_sorted": events_were_sorted,
         "loss": loss,
-        "loss_is_per": "iteration" if n_batch == 1 else "sequence",
-        "loss_per_readout": np.array(loss_list),
-        "loss_nest310_definition": np.mean(loss_list, axis=0),
+        "loss_is_per": "iteration" if n_batch == 1 or ea else "sequence",
+        "loss_per_readout": None if ea else np.array(loss_list),
+        "loss_nest310_definition": loss if ea else np.mean(loss_list, axis=0),
         "n_spikes_recorded_rec": n_rec_window,
         "n_spikes_recorded_in": n_events_sr_window["in"],
         "n_spikes_rec_training": int(np.count_nonzero(rec_t <= shift + n_seq * duration["sequence"])),
@@ -714,9 +1009,20 @@ def run(args):
     }
     if args.task != "infinite-loop":
         summary["task"] = args.task
+    if ea:
+        summary.update({
+            "n_adaptive": n_ad,
+            "accuracy": accuracy,
+            "loss_per_sequence": loss_seq,
+            "target_class": target_class,
+            "readout_checks": checks,
+            "rate_rec_hz_per_sequence_by_population": rate_per_seq_pop,
+            "simplifications": EA_SIMPLIFICATIONS,
+        })
     # NEST's test_eprop_regression: the sine-waves task with the test's exact settings; the loss of iteration n
     # depends only on iterations < n, so any run of >= 5 iterations must start with the test's 5 losses
-    test_settings = dict(TASK_DEFAULTS["sine-waves"], task="sine-waves", seed=1, n_in=100, batch_size=1,
+    test_settings = {k: v for k, v in TASK_DEFAULTS["sine-waves"].items() if k not in ("iterations", "n_adaptive")}
+    test_settings.update(task="sine-waves", seed=1, n_in=100, batch_size=1, n_adaptive=0,
                          learning_window=TASK_DEFAULTS["sine-waves"]["sequence"], average_gradient=False,
                          surrogate="piecewise_linear")
     if all(getattr(args, k, v) == v for k, v in test_settings.items()) and n_iter >= 5:
@@ -741,10 +1047,12 @@ def run(args):
         "json": {name: what for name, (_, what) in json_files.items()},
         "description": (
             f"Reference data of NEST {nest.__version__} (eprop_*_bsshslm_2020 models, recurrent model {rec_model}) "
-            + ("for the tutorial 'learning to generate an infinite loop with e-prop', generated by "
-               if args.task == "infinite-loop" else
-               "for the sine-waves regression network of NEST's test_eprop_regression "
-               "(testsuite/pytests/synapses/test_eprop_bsshslm_2020_plasticity.py), generated by ") +
+            + ({"infinite-loop": "for the tutorial 'learning to generate an infinite loop with e-prop', generated by ",
+                "sine-waves": "for the sine-waves regression network of NEST's test_eprop_regression "
+                              "(testsuite/pytests/synapses/test_eprop_bsshslm_2020_plasticity.py), generated by ",
+                "evidence-accumulation": "for the training phase of NEST's example "
+                              "eprop_supervised_classification_evidence-accumulation_bsshslm_2020.py (simplifications: "
+                              + " ".join(EA_SIMPLIFICATIONS) + "), generated by "}[args.task]) +
             "notebooks-data/crossval/nest_export.py with the arguments in 'args'. All times in ms with resolution "
             "1 ms; neuron indices are 0-based within their population (input 0..n_in-1, recurrent 0..n_rec-1, "
             "readout 0..n_out-1). Weight matrices use [post, pre] layout."
@@ -777,11 +1085,111 @@ def run(args):
         "summary": {k: summary[k] for k in ("loss", "loss_nest310_definition", "n_spikes_recorded_rec",
                                             "mean_rate_rec_hz", "num_connections", "nest_version")},
     }
+    if ea:
+        conv = manifest["conventions"]
+        conv[3] = ("Input: spike_generator times k+1+s*SEQ ms (step k of sequence s, input_spike_bool_seq[s, :, k]); "
+                   "parrot spike stamps k+2+s*SEQ; no pattern spike at k=0. Each iteration's generators are set "
+                   "before it is simulated, as in the example.")
+        conv[7] = ("Cross-entropy: readout_signal_unnorm(t) = exp(V_m(t)); readout_signal(t) = readout_signal_unnorm_k"
+                   "(t-1) / sum_j readout_signal_unnorm_j(t-1), i.e. the softmax over readouts of V_m at step t-1 "
+                   "(the other readouts' signals arrive over rate_connection_delayed, delay 1); error_signal = "
+                   "readout_signal - target_signal (0 outside the learning window).")
+        conv[9] = (f"Forced final update (the example's): after the last batch, simulate total_offset + extension_sim "
+                   f"= 5 ms more, then a spike_generator spike at task+6 = {final_update_time} ms with weight 1000 into "
+                   "all input and recurrent neurons, and final_update = 3 ms (total task+8): all parrots and all "
+                   "recurrent neurons spike at stamp task+7, which applies the last iteration's weight update. Drop "
+                   "recurrent spikes with stamp > task+2 when comparing training spikes.")
+        conv[10] = ("loss.npy and accuracy.npy have one value per iteration (the example's definitions); "
+                    "loss_per_sequence.npy [n_iter, batch_size] one per sequence.")
     write_json(os.path.join(out, "manifest.json"), manifest)
     log(f"wrote {len(arrays)} arrays to {out}; loss {np.array2string(loss, precision=6)}; "
         f"simulate {timings['simulate_s']:.2f} s, total {time.perf_counter() - t_start:.2f} s")
     return summary
 
 
+# ---------------------------------------------------------------------------------------------
+# --verify-example: NEST's own example script against the export
+
+EXAMPLE_PATH = os.path.join("doc", "examples", "pynest", "eprop_plasticity",
+                            "eprop_supervised_classification_evidence-accumulation_bsshslm_2020.py")
+
+# runs in a fresh Python process: argv = example path, seed, batch size, iterations, output .npz
+EXAMPLE_RUNNER = r"""
+import os, re, sys
+import numpy as np
+path, seed, batch, iters, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+src = open(path).read()
+for name, value in (("rng_seed", seed), ("batch_size", batch), ("n_iter_train", iters), ("n_iter_test", 0),
+                    ("do_early_stopping", False), ("do_plotting", False)):
+    src, n = re.subn(r"^%s = [^#\n]*" % name, "%s = %r  " % (name, value), src, flags=re.M)
+    assert n == 1, (name, n)
+g = {"__name__": "__main__"}
+try:
+    exec(compile(src, path, "exec"), g)
+except SystemExit:  # the script exits where the plotting starts
+    pass
+rd, rec0 = g["results_dict"], g["nrns_rec"][0].global_id
+events = [g["events_sr_reg"], g["events_sr_ad"]]
+t = np.concatenate([e["times"] for e in events]).astype(np.float64)
+s = np.concatenate([e["senders"] for e in events]) - rec0
+order = np.lexsort((s, t))
+arrays = {"loss": rd["loss"], "error": rd["error"], "label": rd["label"].astype(str),
+          "spikes_rec_times_ms": t[order], "spikes_rec_senders": s[order].astype(np.int32)}
+for k in ("in_rec", "rec_rec", "rec_out"):
+    arrays["w_%s_init" % k] = g["weights_pre_train"][k]["weight_matrix"]
+    arrays["w_%s_final" % k] = g["weights_post_train"][k]["weight_matrix"]
+np.savez(out, **arrays)
+"""
+
+
+def verify_example(args, log):
+    """Run the example (patched as --verify-example says) and compare it with the export in args.out."""
+    import tempfile
+    import nest
+
+    example = os.path.join(os.path.dirname(nest.__file__), EXAMPLE_PATH)
+    with tempfile.TemporaryDirectory(prefix="ea-example-") as tmp:
+        npz = os.path.join(tmp, "example.npz")
+        env = dict(os.environ, MPLBACKEND="Agg", PYNEST_QUIET="1")
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", EXAMPLE_RUNNER, example, str(args.seed), str(args.batch_size),
+                               str(args.iterations), npz], capture_output=True, text=True, env=env, cwd=tmp)
+        seconds = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"the example failed:\n{proc.stderr[-3000:]}")
+        ex = dict(np.load(npz))
+    out = args.out
+    load = lambda name: np.load(os.path.join(out, name))  # noqa: E731
+    checks = {
+        "example": example,
+        "changes": {"rng_seed": args.seed, "batch_size": args.batch_size, "n_iter_train": args.iterations,
+                    "n_iter_test": 0, "do_early_stopping": False, "do_plotting": False},
+        "seconds": seconds,
+        "example_labels": ex["label"].tolist(),
+        "example_loss": ex["loss"].tolist(),
+        "loss_equal": bool(np.array_equal(ex["loss"], load("loss.npy"))),
+        "accuracy_equal": bool(np.array_equal(1.0 - ex["error"], load("accuracy.npy"))),
+        "spikes_rec_equal": bool(np.array_equal(ex["spikes_rec_times_ms"], load("spikes_rec_times_ms.npy"))
+                                 and np.array_equal(ex["spikes_rec_senders"], load("spikes_rec_senders.npy"))),
+        "n_spikes_rec": int(len(ex["spikes_rec_times_ms"])),
+    }
+    for k in ("in_rec", "rec_rec", "rec_out"):
+        checks[f"w_{k}_init_equal"] = bool(np.array_equal(ex[f"w_{k}_init"], load(f"w_{k}_init.npy")))
+        checks[f"w_{k}_final_equal"] = bool(np.array_equal(ex[f"w_{k}_final"], load(f"w_{k}_final.npy")))
+    checks["all_equal"] = all(v for k, v in checks.items() if k.endswith("_equal"))
+    summary_path = os.path.join(out, "summary.json")
+    with open(summary_path) as f:
+        summary = json.load(f)
+    summary["example_check"] = checks
+    write_json(summary_path, summary)
+    log(f"example check ({seconds:.1f} s): {'all equal' if checks['all_equal'] else checks}")
+    if not checks["all_equal"]:
+        raise SystemExit(f"--verify-example: the example differs from the export: {checks}")
+    return checks
+
+
 if __name__ == "__main__":
-    run(parse_args())
+    cli_args = parse_args()
+    run(cli_args)
+    if cli_args.verify_example:
+        verify_example(cli_args, (lambda *a: None) if cli_args.quiet else (lambda *a: print(*a, flush=True)))
