@@ -106,3 +106,28 @@ final class SineWaveReferenceTests: XCTestCase {
         assertSameSpikes(t.recorder.spikesRec.times, t.recorder.spikesRec.senders, keep.map { times[$0] }, keep.map { Int32(senders[$0]) }, sequence: c.sequence)
     }
 }
+
+/// NEST's evidence-accumulation classification example (2 iterations of batch 2, different
+/// trials in every sequence): cross entropy, accuracy, mixed LIF/ALIF, per-sequence patterns.
+final class EvidenceAccumulationReferenceTests: XCTestCase {
+    func testDoubleEqualsNEST() throws {
+        let dir = referenceDir.deletingLastPathComponent().appendingPathComponent("nest-3.10-evidence-accumulation-seed1-iter2")
+        let initial = try NESTExport.load(dir)
+        XCTAssertEqual(initial.patterns.count, 4, "one pattern per sequence")
+        var c = TrainingConfig.defaults(for: .evidenceAccumulation)
+        (c.iterations, c.optimizer.batchSize, c.precision) = (2, 2, .double)
+        let t = train(Double.self, c, initial)
+        let loss = try NPY.read(dir.appendingPathComponent("loss.npy")).values
+        let d = Difference(t.results.map(\.loss), loss)
+        XCTAssertLessThanOrEqual(d.maxRel, NESTReferenceTests.lossRtolDouble, "loss: \(d)")
+        XCTAssertEqual(t.results.map { $0.accuracy ?? -1 }, try NPY.read(dir.appendingPathComponent("accuracy.npy")).values)
+        for (w, name) in [(t.net.wIn, "w_in_rec"), (t.net.wRec, "w_rec_rec"), (t.net.wOut, "w_rec_out")] {
+            let dw = Difference(w.flat(), try NPY.read(dir.appendingPathComponent("\(name)_final.npy")).values)
+            XCTAssertLessThanOrEqual(dw.maxAbs, NESTReferenceTests.weightAtolDouble, "\(name): \(dw)")
+        }
+        let times = try NPY.read(dir.appendingPathComponent("spikes_rec_times_ms.npy")).values
+        let senders = try NPY.read(dir.appendingPathComponent("spikes_rec_senders.npy")).values
+        let keep = times.indices.filter { times[$0] <= Double(4 * c.sequence + 2) }
+        assertSameSpikes(t.recorder.spikesRec.times, t.recorder.spikesRec.senders, keep.map { times[$0] }, keep.map { Int32(senders[$0]) }, sequence: c.sequence)
+    }
+}
