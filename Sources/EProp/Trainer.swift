@@ -4,7 +4,8 @@ import Foundation
 public struct IterationResult: Codable, Sendable {
     /// 0-based iteration index.
     public let iteration: Int
-    /// Mean over the batch's sequences of the tutorial's loss 0.5 sum_{s,k} (y - y*)^2.
+    /// Mean over the batch's sequences of the loss: the tutorial's 0.5 sum_{s,k} (y - y*)^2, or for
+    /// cross entropy NEST's example's mean over the learning window of -sum_k pi*_k log pi_k.
     public let loss: Double
     /// `[B]` loss of each sequence.
     public let lossPerSequence: [Double]
@@ -43,9 +44,9 @@ final class Shard<S: Scalar>: @unchecked Sendable {
     }
 }
 
-/// Trains a network on a frozen task: every sequence sees the same input pattern and target,
-/// as in the tutorial. One iteration = `batchSize` sequences simulated with frozen weights, their
-/// mean gradient, and one optimizer step (NEST's batch semantics, spec 4.3).
+/// Trains a network on a task's patterns (the same frozen pattern in every sequence, as in the
+/// tutorial, or one pattern per sequence). One iteration = `batchSize` sequences simulated with
+/// frozen weights, their mean gradient, and one optimizer step (NEST's batch semantics, spec 4.3).
 ///
 /// The batch is split into shards of at most `shardSize` sequences, independent of the thread
 /// count; `config.threads` workers simulate shards concurrently and the shard gradients are
