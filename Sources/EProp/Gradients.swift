@@ -125,9 +125,9 @@ public final class AdjointGradient<S: Scalar>: GradientComputer {
             S.gemm(transA: true, transB: false, m: nOut, n: nRec, k: T * B, alpha: 1, a: errBar.p, lda: nOut, b: zNow, ldb: nRec, beta: 1, c: g.gOut.p, ldc: nRec)
         case .sparse:
             for r in 0..<(T * B) {
-                let z = zNow + r * nRec, eb = errBar.row(r)
-                for i in 0..<nRec where z[i] != 0 {
-                    for k in 0..<nOut { g.gOut.p[k * nRec + i] += eb[k] }
+                let eb = errBar.row(r)
+                for i in seq.recurrentSpikes.row(r) {
+                    for k in 0..<nOut { g.gOut.p[k * nRec + Int(i)] += eb[k] }
                 }
             }
         }
@@ -141,13 +141,13 @@ public final class AdjointGradient<S: Scalar>: GradientComputer {
         gRecT.fill(0)
         for r in 0..<(steps * batch) {
             let w = wTilde.row(r)
-            for e in seq.inputStart[r]..<seq.inputStart[r + 1] {
-                let acc = gInT.row(Int(seq.inputIndex[e]))
+            for i in seq.inputSpikes.row(r) {
+                let acc = gInT.row(Int(i))
                 for j in 0..<nRec { acc[j] += w[j] }
             }
-            let zPrev = seq.z.row(r)
-            for i in 0..<nRec where zPrev[i] != 0 {
-                let acc = gRecT.row(i)
+            guard r >= batch else { continue }  // z(-1) = 0
+            for i in seq.recurrentSpikes.row(r - batch) {  // z(s-1) of the same sequence
+                let acc = gRecT.row(Int(i))
                 for j in 0..<nRec { acc[j] += w[j] }
             }
         }

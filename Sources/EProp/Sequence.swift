@@ -1,5 +1,32 @@
 import Foundation
 
+/// The indices of the active neurons of each history row, in a fixed slot of `width` entries
+/// per row (the worst case), so rows can be filled in any order without allocation.
+final class SpikeLists {
+    let width: Int
+    /// `[rows]` number of active neurons of each row.
+    let count: UnsafeMutablePointer<Int>
+    /// `[rows, width]` their indices, ascending.
+    let index: UnsafeMutablePointer<Int32>
+
+    init(rows: Int, width: Int) {
+        self.width = width
+        count = .allocate(capacity: max(rows, 1))
+        count.initialize(repeating: 0, count: max(rows, 1))
+        index = .allocate(capacity: max(rows * width, 1))
+    }
+
+    deinit {
+        count.deallocate()
+        index.deallocate()
+    }
+
+    /// The active indices of row r.
+    @inline(__always) func row(_ r: Int) -> UnsafeMutableBufferPointer<Int32> {
+        UnsafeMutableBufferPointer(start: index + r * width, count: count[r])
+    }
+}
+
 /// Histories and state of one batch of `B` sequences of `T` steps, simulated side by side.
 ///
 /// Histories use the layout `[T, B, n]`: row `s * B + b` holds step `s` of sequence `b`, so the
@@ -48,12 +75,10 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
     let current: Matrix<S>
     /// `[B, nOut]` readout membrane of the current step.
     let uNow: Matrix<S>
-    /// Active inputs of each history row (CSR): row r has `inputIndex[inputStart[r] ..< inputStart[r + 1]]`.
-    private(set) var inputStart: [Int]
-    private(set) var inputIndex: [Int32] = []
-    /// Spike lists of the previous and the current step, `[2, B, nRec]`, and their lengths `[2, B]`.
-    private let spiked: UnsafeMutablePointer<Int32>
-    private let spikedCount: UnsafeMutablePointer<Int>
+    /// `[T * B]` rows: the inputs that spike in each row of `x`.
+    let inputSpikes: SpikeLists
+    /// `[T * B]` rows: the recurrent neurons that spike in each row of z(s) (row s * B + b).
+    let recurrentSpikes: SpikeLists
     /// Loss of the readouts.
     public var lossFunction: LossFunction = .meanSquaredError
     /// `[B, nOut]` sums over the learning window of the softmax output and of the target
@@ -92,15 +117,12 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
         loss = [Double](repeating: 0, count: B * nOut)
         windowSum = loss
         targetSum = loss
-        inputStart = [Int](repeating: 0, count: T * B + 1)
-        spiked = .allocate(capacity: 2 * B * nRec)
-        spikedCount = .allocate(capacity: 2 * B)
+        inputSpikes = SpikeLists(rows: T * B, width: nIn)
+        recurrentSpikes = SpikeLists(rows: T * B, width: nRec)
     }
 
     deinit {
         refractory.deallocate()
-        spiked.deallocate()
-        spikedCount.deallocate()
     }
 
     /// Loads the input pattern `[nIn, T]` and target `[nOut, T]` of sequence `b`.
@@ -114,14 +136,15 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
             for i in 0..<nIn { xr[i] = s == 0 ? 0 : S(input[i, s]) }
             for k in 0..<nOut { yr[k] = S(y[k, s]) }
         }
-        // Rebuild the active-input lists of all rows.
-        inputIndex.removeAll(keepingCapacity: true)
-        for r in 0..<(steps * batch) {
-            inputStart[r] = inputIndex.count
-            let xr = x.row(r)
-            for i in 0..<nIn where xr[i] != 0 { inputIndex.append(Int32(i)) }
+        for s in 0..<steps {
+            let r = s * batch + b, xr = x.row(r), list = inputSpikes.index + r * nIn
+            var n = 0
+            for i in 0..<nIn where xr[i] != 0 {
+                list[n] = Int32(i)
+                n += 1
+            }
+            inputSpikes.count[r] = n
         }
-        inputStart[steps * batch] = inputIndex.count
     }
 
     /// Cross entropy: whether sequence b was classified right (the readout with the largest
@@ -157,7 +180,6 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
         uNow.fill(0)
         refractory.update(repeating: 0, count: B * nRec)
         for q in 0..<(B * nOut) { (loss[q], windowSum[q], targetSum[q]) = (0, 0, 0) }
-        for b in 0..<(2 * B) { spikedCount[b] = 0 }
         learningWindowUsed = learningWindow
     }
 
@@ -174,9 +196,7 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
         let wInT = net.wInT.p, wRecT = net.wRecT.p, wOut = net.wOut.p, feedback = net.feedback.p
 
         let zPrev = z.row(s * B), zNow = z.row((s + 1) * B), psiNow = psi.row(s * B)
-        // Spike lists: half s % 2 holds z(s-1), the other half collects z(s).
-        let prevList = spiked + (s % 2) * B * nRec, nowList = spiked + (1 - s % 2) * B * nRec
-        let prevCount = spikedCount + (s % 2) * B, nowCount = spikedCount + (1 - s % 2) * B
+        let spikes = recurrentSpikes
         // 1. Synaptic input: I = x(s) W_in^T + z(s-1) W_rec^T  ([B, nRec]).
         switch kernel {
         case .blas:
@@ -186,13 +206,15 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
             for b in 0..<B {
                 let c = cur + b * nRec
                 c.update(repeating: 0, count: nRec)
-                for e in inputStart[s * B + b]..<inputStart[s * B + b + 1] {
-                    let w = wInT + Int(inputIndex[e]) * nRec
+                for i in inputSpikes.row(s * B + b) {
+                    let w = wInT + Int(i) * nRec
                     for j in 0..<nRec { c[j] += w[j] }
                 }
-                for e in 0..<prevCount[b] {
-                    let w = wRecT + Int(prevList[b * nRec + e]) * nRec
-                    for j in 0..<nRec { c[j] += w[j] }
+                if s > 0 {
+                    for i in spikes.row((s - 1) * B + b) {
+                        let w = wRecT + Int(i) * nRec
+                        for j in 0..<nRec { c[j] += w[j] }
+                    }
                 }
             }
         }
@@ -200,7 +222,8 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
         for b in 0..<B {
             // I_e is latched at the end of the previous step: none before the run's first step.
             let latched: S = (s == 0 && isFirstOfRun.p[b] != 0) ? 0 : 1
-            nowCount[b] = 0
+            let nowList = spikes.index + (s * B + b) * nRec
+            var nowCount = 0
             // Branch-free pass (vectorizes): state, surrogate gradient and spike flag.
             for j in 0..<nRec {
                 let q = b * nRec + j
@@ -222,9 +245,10 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
                 let q = b * nRec + j
                 refr[q] = nRef
                 cnt[q] += 1
-                nowList[b * nRec + nowCount[b]] = Int32(j)
-                nowCount[b] += 1
+                nowList[nowCount] = Int32(j)
+                nowCount += 1
             }
+            spikes.count[s * B + b] = nowCount
             let vr = vRecord.row(s * B + b), ar = aRecord.row(s * B + b)
             for j in 0..<nRecord {
                 vr[j] = vp[b * nRec + j]
@@ -239,7 +263,7 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
             for b in 0..<B {
                 for k in 0..<nOut {
                     var sum: S = 0
-                    for e in 0..<nowCount[b] { sum += wOut[k * nRec + Int(nowList[b * nRec + e])] }
+                    for i in spikes.row(s * B + b) { sum += wOut[k * nRec + Int(i)] }
                     uNow.p[b * nOut + k] = P.zetaOut * sum + P.kappa * uNow.p[b * nOut + k]
                 }
             }
