@@ -167,6 +167,20 @@ def plot_pattern(run, iteration=None):
     n = run.recorded_iterations()[-1] if iteration is None else iteration
     sel = np.flatnonzero(run.in_iteration(times, OFFSET_OUT, n))[-run.T:]  # its last sequence
 
+    if y.shape[0] != 2 or run.has("accuracy.npy"):
+        # Not a figure eight (one readout, more than two, or classification): readouts over time.
+        fig, ax = plt.subplots(figsize=(7, 4), dpi=DPI)
+        t = times[sel] - times[sel][0]
+        for k in range(y.shape[0]):
+            ax.plot(t, y_star[k, sel], c=BLUE, lw=2, alpha=0.6, label=f"target $y^*_{k}$" if k < 4 else None)
+            ax.plot(t, y[k, sel], c=RED, lw=1, label=f"readout $y_{k}$" if k < 4 else None)
+        ax.set_xlabel("time in the last recorded sequence (ms)")
+        ax.set_ylabel("readout and target (unitless)")
+        ax.set_title(f"readouts, iteration {n + 1} of {run.n_iter}")
+        ax.legend(loc="upper right", fontsize=8)
+        fig.tight_layout()
+        return fig
+
     fig, ax = plt.subplots(figsize=(5.5, 5), dpi=DPI)
     # As in the tutorial: readout 0 is the horizontal, minus readout 1 the vertical coordinate.
     ax.plot(y_star[0, sel], -y_star[1, sel], c=BLUE, lw=2, label="target $y^*$")
@@ -221,9 +235,20 @@ def plot_training_error(run):
     if np.all(loss > 0) and loss.max() / loss.min() > 10:
         ax.set_yscale("log")
     ax.set_ylabel("training error (unitless)")
-    ax.set_title(r"training error $E = \frac{1}{2} \sum_{t,k} (y_k^t - y_k^{*,t})^2$, $E_k$: part of readout $k$",
-                 fontsize=10)
-    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
+    if run.has("accuracy.npy"):  # classification: cross entropy, and the accuracy on a second axis
+        ax.set_title(r"cross entropy $E = -\langle \sum_k \pi_k^* \log \pi_k \rangle$ (recall window) and accuracy",
+                     fontsize=10)
+        ax_acc = ax.twinx()
+        ax_acc.plot(iters, run.load("accuracy.npy"), c=RED, alpha=0.7, lw=0.8, label="accuracy")
+        ax_acc.set_ylabel("accuracy (fraction)", color=RED)
+        ax_acc.set_ylim(0, 1.02)
+    else:
+        ax.set_title(r"training error $E = \frac{1}{2} \sum_{t,k} (y_k^t - y_k^{*,t})^2$, $E_k$: part of readout $k$",
+                     fontsize=10)
+    if run.has("accuracy.npy"):
+        ax.legend(loc="lower left", fontsize=8)
+    else:
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.xaxis.get_major_locator().set_params(integer=True)
     last = ax
     if rate is not None:
