@@ -96,14 +96,7 @@ final class SineWaveReferenceTests: XCTestCase {
         let nest = try NPY.read(dir.appendingPathComponent("loss.npy")).values
         XCTAssertLessThanOrEqual(Difference(loss, nest).maxRel, NESTReferenceTests.lossRtolDouble, "vs NEST: \(Difference(loss, nest))")
         XCTAssertLessThanOrEqual(Difference(loss, Self.tensorFlowLoss).maxRel, Self.tensorFlowRtol, "vs TensorFlow: \(Difference(loss, Self.tensorFlowLoss))")
-        for (w, name) in [(t.net.wIn, "w_in_rec"), (t.net.wRec, "w_rec_rec"), (t.net.wOut, "w_rec_out")] {
-            let d = Difference(w.flat(), try NPY.read(dir.appendingPathComponent("\(name)_final.npy")).values)
-            XCTAssertLessThanOrEqual(d.maxAbs, NESTReferenceTests.weightAtolDouble, "\(name): \(d)")
-        }
-        let times = try NPY.read(dir.appendingPathComponent("spikes_rec_times_ms.npy")).values
-        let senders = try NPY.read(dir.appendingPathComponent("spikes_rec_senders.npy")).values
-        let keep = times.indices.filter { times[$0] <= Double(3 * c.sequence + 2) }
-        assertSameSpikes(t.recorder.spikesRec.times, t.recorder.spikesRec.senders, keep.map { times[$0] }, keep.map { Int32(senders[$0]) }, sequence: c.sequence)
+        try assertFinalStateMatches(t, export: dir)
     }
 }
 
@@ -121,13 +114,6 @@ final class EvidenceAccumulationReferenceTests: XCTestCase {
         let d = Difference(t.results.map(\.loss), loss)
         XCTAssertLessThanOrEqual(d.maxRel, NESTReferenceTests.lossRtolDouble, "loss: \(d)")
         XCTAssertEqual(t.results.map { $0.accuracy ?? -1 }, try NPY.read(dir.appendingPathComponent("accuracy.npy")).values)
-        for (w, name) in [(t.net.wIn, "w_in_rec"), (t.net.wRec, "w_rec_rec"), (t.net.wOut, "w_rec_out")] {
-            let dw = Difference(w.flat(), try NPY.read(dir.appendingPathComponent("\(name)_final.npy")).values)
-            XCTAssertLessThanOrEqual(dw.maxAbs, NESTReferenceTests.weightAtolDouble, "\(name): \(dw)")
-        }
-        let times = try NPY.read(dir.appendingPathComponent("spikes_rec_times_ms.npy")).values
-        let senders = try NPY.read(dir.appendingPathComponent("spikes_rec_senders.npy")).values
-        let keep = times.indices.filter { times[$0] <= Double(4 * c.sequence + 2) }
-        assertSameSpikes(t.recorder.spikesRec.times, t.recorder.spikesRec.senders, keep.map { times[$0] }, keep.map { Int32(senders[$0]) }, sequence: c.sequence)
+        try assertFinalStateMatches(t, export: dir)
     }
 }

@@ -43,6 +43,21 @@ func assertSameSpikes(
     XCTAssertEqual(times.count, refTimes.count, "spike counts differ", file: file, line: line)
 }
 
+/// Final weights within NEST's Float64 bound and every recurrent training spike equal to those of
+/// the NEST export in `dir` (its spike lists also hold the forced final-update spikes, left out).
+func assertFinalStateMatches<S: Scalar>(_ t: Trainer<S>, export dir: URL, file: StaticString = #filePath, line: UInt = #line) throws {
+    for (w, name) in [(t.net.wIn, "w_in_rec"), (t.net.wRec, "w_rec_rec"), (t.net.wOut, "w_rec_out")] {
+        let d = Difference(w.flat(), try NPY.read(dir.appendingPathComponent("\(name)_final.npy")).values)
+        XCTAssertLessThanOrEqual(d.maxAbs, NESTReferenceTests.weightAtolDouble, "\(name): \(d)", file: file, line: line)
+    }
+    let T = t.config.sequence, sequences = t.iteration * t.config.optimizer.batchSize
+    let times = try NPY.read(dir.appendingPathComponent("spikes_rec_times_ms.npy")).values
+    let senders = try NPY.read(dir.appendingPathComponent("spikes_rec_senders.npy")).values
+    let keep = times.indices.filter { times[$0] <= Double(3 + sequences * T - 1) }
+    assertSameSpikes(t.recorder.spikesRec.times, t.recorder.spikesRec.senders, keep.map { times[$0] }, keep.map { Int32(senders[$0]) },
+                     sequence: T, file: file, line: line)
+}
+
 /// Runs `iterations` training iterations.
 func train<S: Scalar>(_: S.Type, _ config: TrainingConfig, _ initial: NetworkInit) -> Trainer<S> {
     var recording = RecordingOptions()
