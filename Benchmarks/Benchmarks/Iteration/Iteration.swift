@@ -24,6 +24,10 @@ func tracesIncluded(_ precision: Precision, nRec: Int, batch: Int) -> Bool {
     }
 }
 
+/// A benchmark's state from its setup to its teardown, then released: the benchmark objects live
+/// as long as the process, and the large configurations hold up to 2 GB each.
+final class StateBox<T>: @unchecked Sendable { var value: T? }
+
 final class TrainState<S: Scalar>: @unchecked Sendable {
     let trainer: Trainer<S>
 
@@ -48,6 +52,7 @@ func registerIteration<S: Scalar>(
     _: S.Type, _ gradient: GradientMethod, _ precision: Precision, nRec: Int, batch: Int, threads: Int = 1
 ) {
     let suffix = threads == 1 ? "" : " threads=\(threads)"
+    let box = StateBox<TrainState<S>>()
     Benchmark(
         "iteration \(gradient.rawValue) \(precision.rawValue) nRec=\(nRec) B=\(batch)\(suffix)",
         configuration: .init(
@@ -59,10 +64,12 @@ func registerIteration<S: Scalar>(
             maxDuration: .seconds(2),
             maxIterations: 50
         )
-    ) { (benchmark: Benchmark, state: TrainState<S>) in
-        blackHole(state.trainer.step().loss)
+    ) { _ in
+        blackHole(box.value!.trainer.step().loss)
     } setup: {
-        TrainState<S>(gradient, precision, nRec: nRec, batch: batch, threads: threads)
+        box.value = TrainState<S>(gradient, precision, nRec: nRec, batch: batch, threads: threads)
+    } teardown: {
+        box.value = nil
     }
 }
 

@@ -34,7 +34,12 @@ final class StepState<S: Scalar>: @unchecked Sendable {
     }
 }
 
+/// A benchmark's state from its setup to its teardown, then released: the benchmark objects live
+/// as long as the process, and the large configurations hold hundreds of MB each.
+final class StateBox<T>: @unchecked Sendable { var value: T? }
+
 func registerTimeStep<S: Scalar>(_: S.Type, _ precision: Precision, nRec: Int, batch: Int, kernel: Kernel) {
+    let box = StateBox<StepState<S>>()
     Benchmark(
         "step \(precision.rawValue) nRec=\(nRec) B=\(batch) \(kernel.rawValue)",
         configuration: .init(
@@ -46,14 +51,16 @@ func registerTimeStep<S: Scalar>(_: S.Type, _ precision: Precision, nRec: Int, b
             maxDuration: .milliseconds(1500),
             maxIterations: 200
         )
-    ) { (benchmark: Benchmark, state: StepState<S>) in
-        let seq = state.seq, net = state.net
+    ) { benchmark in
+        let seq = box.value!.seq, net = box.value!.net
         seq.beginSequence(learningWindow: seq.steps)
         benchmark.startMeasurement()
         for s in benchmark.scaledIterations { seq.advance(s, net, kernel: kernel) }
         benchmark.stopMeasurement()
     } setup: {
-        StepState<S>(nRec: nRec, batch: batch, precision: precision)
+        box.value = StepState<S>(nRec: nRec, batch: batch, precision: precision)
+    } teardown: {
+        box.value = nil
     }
 }
 
