@@ -7,6 +7,7 @@ public final class Matrix<S: Scalar>: @unchecked Sendable {
     public let cols: Int
     /// Base address of the `rows * cols` elements; element `[r, c]` is `p[r * cols + c]`.
     public let p: UnsafeMutablePointer<S>
+    private let allocation: UnsafeMutableRawPointer
 
     public var count: Int { rows * cols }
 
@@ -14,10 +15,14 @@ public final class Matrix<S: Scalar>: @unchecked Sendable {
         precondition(rows >= 0 && cols >= 0, "matrix shape must be non-negative")
         self.rows = rows
         self.cols = cols
-        // Pad by 1 KiB so that large buffers do not share an address modulo 4 KiB
-        // (glibc mmaps big blocks page aligned; aliasing slows the trace kernels, see README).
-        p = .allocate(capacity: max(rows * cols, 1) + 256)
-        p.initialize(repeating: 0, count: max(rows * cols, 1) + 256)
+        // glibc maps every large block at the same offset within a page, so the per-synapse
+        // matrices of the trace kernel would alias modulo 4 KiB (2x slower, see the OpenBLAS
+        // notes). Successive matrices start 0, 64, ..., 960 bytes into their allocation instead.
+        let n = max(rows * cols, 1)
+        let stagger = matrixStagger.next()
+        allocation = .allocate(byteCount: n * MemoryLayout<S>.stride + 1024, alignment: 64)
+        p = (allocation + stagger).bindMemory(to: S.self, capacity: n)
+        p.initialize(repeating: 0, count: n)
     }
 
     public convenience init(rows: Int, cols: Int, _ values: [S]) {
@@ -26,7 +31,7 @@ public final class Matrix<S: Scalar>: @unchecked Sendable {
         for i in 0..<values.count { p[i] = values[i] }
     }
 
-    deinit { p.deallocate() }
+    deinit { allocation.deallocate() }
 
     public subscript(r: Int, c: Int) -> S {
         get { p[r * cols + c] }
@@ -55,3 +60,14 @@ public final class Matrix<S: Scalar>: @unchecked Sendable {
         return m
     }
 }
+
+/// Hands out start offsets 0, 64, ..., 960 bytes in turn (a data race between threads only
+/// repeats an offset, which is harmless).
+private final class Stagger: @unchecked Sendable {
+    private var counter = 0
+    func next() -> Int {
+        counter = (counter + 1) % 16
+        return counter * 64
+    }
+}
+private let matrixStagger = Stagger()
