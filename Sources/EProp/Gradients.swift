@@ -51,9 +51,9 @@ public protocol GradientComputer<S>: AnyObject {
 /// histories, then one GEMM per weight matrix. No per-synapse state.
 public final class AdjointGradient<S: Scalar>: GradientComputer {
     let batch: Int, steps: Int, nRec: Int, nOut: Int
-    /// `[T * B, nRec]` W~_j(s) = zeta_j wbar_j(s): G_in = W~^T X, G_rec = W~^T Z_prev.
+    /// `[T * B, nRec]` W~_j(s) = zeta_j wbar_j(s): G_in = W~^T X, G_rec = W~^T Z_prev (BLAS kernel only).
     let wTilde: Matrix<S>
-    /// `[T, nRec]` the same for the spec 6.2 correction of one sequence.
+    /// `[T, nRec]` the same for the spec 6.2 correction of one sequence (BLAS kernel only).
     let wCorrection: Matrix<S>
     /// `[T * B, nOut]` zeta_out errbar(s), errbar(s) = err(s) + kappa errbar(s+1).
     let errBar: Matrix<S>
@@ -63,14 +63,19 @@ public final class AdjointGradient<S: Scalar>: GradientComputer {
     let errRun: Matrix<S>
     /// `[nIn, nRec]`, `[nRec, nRec]` transposed gradient accumulators of the sparse kernel.
     let gInT: Matrix<S>, gRecT: Matrix<S>
+    /// `[nRec]` the W~ row of the current step (sparse kernel).
+    let scanRow: Matrix<S>
+    /// `[nIn]` the inputs whose L(T-1) term is removed for the current sequence (sparse kernel).
+    private var dropped: [Bool]
 
-    public init(batch B: Int, steps T: Int, nIn: Int, nRec: Int, nOut: Int) {
+    /// The W~ histories are only needed by the BLAS kernel (the sparse one scatters as it goes).
+    public init(batch B: Int, steps T: Int, nIn: Int, nRec: Int, nOut: Int, kernel: Kernel = .sparse) {
         batch = B
         steps = T
         self.nRec = nRec
         self.nOut = nOut
-        wTilde = Matrix(rows: T * B, cols: nRec)
-        wCorrection = Matrix(rows: T, cols: nRec)
+        wTilde = Matrix(rows: kernel == .blas ? T * B : 0, cols: nRec)
+        wCorrection = Matrix(rows: kernel == .blas ? T : 0, cols: nRec)
         errBar = Matrix(rows: T * B, cols: nOut)
         lBar = Matrix(rows: B, cols: nRec)
         lambda = Matrix(rows: B, cols: nRec)
@@ -79,6 +84,8 @@ public final class AdjointGradient<S: Scalar>: GradientComputer {
         errRun = Matrix(rows: B, cols: nOut)
         gInT = Matrix(rows: nIn, cols: nRec)
         gRecT = Matrix(rows: nRec, cols: nRec)
+        scanRow = Matrix(rows: 1, cols: nRec)
+        dropped = [Bool](repeating: false, count: nIn)
     }
 
     @_specialize(where S == Float)
@@ -92,21 +99,32 @@ public final class AdjointGradient<S: Scalar>: GradientComputer {
             }
         }
         // C = Lbar + r: kappa moved from the eligibility trace to the learning signal (spec 5.4.1).
-        backwardScan(net, seq, rows: 0..<B, out: wTilde, outRowStride: B, correction: false)
         let zPrev = seq.z.p, zNow = seq.z.row(B)
         switch ctx.kernel {
         case .blas:
+            backwardScan(net, seq, rows: 0..<B, out: wTilde, outRowStride: B, correction: false)
             S.gemm(transA: true, transB: false, m: nRec, n: nIn, k: T * B, alpha: 1, a: wTilde.p, lda: nRec, b: seq.x.p, ldb: nIn, beta: 1, c: g.gIn.p, ldc: nIn)
             S.gemm(transA: true, transB: false, m: nRec, n: nRec, k: T * B, alpha: 1, a: wTilde.p, lda: nRec, b: zPrev, ldb: nRec, beta: 1, c: g.gRec.p, ldc: nRec)
+            // Spec 6.2: remove L(T-1) ebar(T-1) for the dropped input columns of each sequence.
+            for b in 0..<B where !ctx.droppedLastTerm[b].isEmpty {
+                backwardScan(net, seq, rows: b..<(b + 1), out: wCorrection, outRowStride: 1, correction: true)
+                for i in ctx.droppedLastTerm[b] {
+                    S.gemv(trans: true, m: T, n: nRec, alpha: -1, a: wCorrection.p, lda: nRec, x: seq.x.p + b * nIn + i, incX: B * nIn, beta: 1, y: g.gIn.p + i, incY: nIn)
+                }
+            }
         case .sparse:
-            scatter(seq, nIn: nIn, into: g)
-        }
-
-        // Spec 6.2: remove L(T-1) ebar(T-1) for the dropped input columns of each sequence.
-        for b in 0..<B where !ctx.droppedLastTerm[b].isEmpty {
-            backwardScan(net, seq, rows: b..<(b + 1), out: wCorrection, outRowStride: 1, correction: true)
-            for i in ctx.droppedLastTerm[b] {
-                S.gemv(trans: true, m: T, n: nRec, alpha: -1, a: wCorrection.p, lda: nRec, x: seq.x.p + b * nIn + i, incX: B * nIn, beta: 1, y: g.gIn.p + i, incY: nIn)
+            // The same sums, scattered row by row as the scan produces W~ (no W~ history).
+            gInT.fill(0)
+            gRecT.fill(0)
+            backwardScan(net, seq, rows: 0..<B, out: nil, outRowStride: B, correction: false)
+            for b in 0..<B where !ctx.droppedLastTerm[b].isEmpty {
+                for i in 0..<nIn { dropped[i] = false }
+                for i in ctx.droppedLastTerm[b] { dropped[i] = true }
+                backwardScan(net, seq, rows: b..<(b + 1), out: nil, outRowStride: 1, correction: true)
+            }
+            for j in 0..<nRec {
+                for i in 0..<nIn { g.gIn.p[j * nIn + i] += gInT.p[i * nRec + j] }
+                for i in 0..<nRec { g.gRec.p[j * nRec + i] += gRecT.p[i * nRec + j] }
             }
         }
 
@@ -133,35 +151,14 @@ public final class AdjointGradient<S: Scalar>: GradientComputer {
         }
     }
 
-    /// G_in += W~^T X and G_rec += W~^T Z_prev as scatter-adds of W~ rows over the spikes, into
-    /// transposed accumulators (contiguous rows), then added to `g` in its `[post, pre]` layout.
-    private func scatter(_ seq: SequenceBuffers<S>, nIn: Int, into g: Gradients<S>) {
-        let nRec = self.nRec
-        gInT.fill(0)
-        gRecT.fill(0)
-        for r in 0..<(steps * batch) {
-            let w = wTilde.row(r)
-            for i in seq.inputSpikes.row(r) {
-                let acc = gInT.row(Int(i))
-                for j in 0..<nRec { acc[j] += w[j] }
-            }
-            guard r >= batch else { continue }  // z(-1) = 0
-            for i in seq.recurrentSpikes.row(r - batch) {  // z(s-1) of the same sequence
-                let acc = gRecT.row(Int(i))
-                for j in 0..<nRec { acc[j] += w[j] }
-            }
-        }
-        for j in 0..<nRec {
-            for i in 0..<nIn { g.gIn.p[j * nIn + i] += gInT.p[i * nRec + j] }
-            for i in 0..<nRec { g.gRec.p[j * nRec + i] += gRecT.p[i * nRec + j] }
-        }
-    }
-
     /// The per-neuron backward recursion of spec 5.4.3 for the sequences `rows`. Writes W~ for
-    /// row `s * outRowStride + (b - rows.lowerBound)` of `out`. With `correction`, the learning
-    /// signal is L(T-1) at the last step only and there is no regularizer (the spec 6.2 term).
+    /// row `s * outRowStride + (b - rows.lowerBound)` of `out`, or, without `out`, scatter-adds
+    /// each W~ row into the transposed accumulators at once: G_in^T += W~ at the inputs that
+    /// spike in that row, G_rec^T += W~ at the recurrent neurons that spiked one step earlier.
+    /// With `correction`, the learning signal is L(T-1) at the last step only and there is no
+    /// regularizer (the spec 6.2 term); scattered, it is subtracted at the `dropped` inputs only.
     private func backwardScan(
-        _ net: Network<S>, _ seq: SequenceBuffers<S>, rows: Range<Int>, out: Matrix<S>, outRowStride: Int, correction: Bool
+        _ net: Network<S>, _ seq: SequenceBuffers<S>, rows: Range<Int>, out: Matrix<S>?, outRowStride: Int, correction: Bool
     ) {
         let B = batch, T = steps, nRec = self.nRec
         let P = net.prop
@@ -174,7 +171,7 @@ public final class AdjointGradient<S: Scalar>: GradientComputer {
             let signalWeight: S = correction && s != T - 1 ? 0 : 1
             for b in rows {
                 let psi = seq.psi.row(s * B + b), signal = seq.learningSignal.row(s * B + b)
-                let o = out.row(s * outRowStride + b - rows.lowerBound)
+                let o = out?.row(s * outRowStride + b - rows.lowerBound) ?? scanRow.p
                 let lb = lBar.row(b), lam = lambda.row(b), wb = wBar.row(b), r = reg.row(b)
                 for j in 0..<nRec {
                     let lbj = oneMinusKappa * (signalWeight * signal[j]) + kappa * lb[j]
@@ -186,6 +183,21 @@ public final class AdjointGradient<S: Scalar>: GradientComputer {
                     let wbj = w + alpha[j] * wb[j]
                     wb[j] = wbj
                     o[j] = zeta[j] * wbj
+                }
+                guard out == nil else { continue }
+                for i in seq.inputSpikes.row(s * B + b) {
+                    let acc = gInT.row(Int(i))
+                    if !correction {
+                        for j in 0..<nRec { acc[j] += o[j] }
+                    } else if dropped[Int(i)] {
+                        for j in 0..<nRec { acc[j] -= o[j] }
+                    }
+                }
+                if !correction && s > 0 {
+                    for i in seq.recurrentSpikes.row((s - 1) * B + b) {  // z(s-1) of the same sequence
+                        let acc = gRecT.row(Int(i))
+                        for j in 0..<nRec { acc[j] += o[j] }
+                    }
                 }
             }
         }

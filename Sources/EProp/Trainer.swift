@@ -34,7 +34,7 @@ final class Shard<S: Scalar>: @unchecked Sendable {
         seq = SequenceBuffers(batch: size, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut, nRecord: nRecord)
         gradients = Gradients(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
         switch config.gradient {
-        case .adjoint: computer = AdjointGradient(batch: size, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
+        case .adjoint: computer = AdjointGradient(batch: size, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut, kernel: config.kernel)
         case .traces: computer = TraceGradient(batch: size, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
         }
         seq.lossFunction = config.readout.loss
