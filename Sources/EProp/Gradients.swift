@@ -63,10 +63,13 @@ public final class AdjointGradient<S: Scalar>: GradientComputer {
     let errRun: Matrix<S>
     /// `[nIn, nRec]`, `[nRec, nRec]` transposed gradient accumulators of the sparse kernel.
     let gInT: Matrix<S>, gRecT: Matrix<S>
-    /// `[nRec]` the W~ row of the current step (sparse kernel).
-    let scanRow: Matrix<S>
-    /// `[nIn]` the inputs whose L(T-1) term is removed for the current sequence (sparse kernel).
+    /// `[nRec]` the W~ row of the current step, and of the L(T-1) correction (sparse kernel).
+    let scanRow: Matrix<S>, scanRow2: Matrix<S>
+    /// `[B, nRec]` scan state of the correction (sparse kernel).
+    let lBar2: Matrix<S>, lambda2: Matrix<S>, wBar2: Matrix<S>
+    /// `[B, nIn]` the inputs whose L(T-1) term is removed, and `[B]` whether a sequence has any.
     private var dropped: [Bool]
+    private var hasDropped: [Bool]
 
     /// The W~ histories are only needed by the BLAS kernel (the sparse one scatters as it goes).
     public init(batch B: Int, steps T: Int, nIn: Int, nRec: Int, nOut: Int, kernel: Kernel = .sparse) {
@@ -85,7 +88,12 @@ public final class AdjointGradient<S: Scalar>: GradientComputer {
         gInT = Matrix(rows: nIn, cols: nRec)
         gRecT = Matrix(rows: nRec, cols: nRec)
         scanRow = Matrix(rows: 1, cols: nRec)
-        dropped = [Bool](repeating: false, count: nIn)
+        scanRow2 = Matrix(rows: 1, cols: nRec)
+        lBar2 = Matrix(rows: B, cols: nRec)
+        lambda2 = Matrix(rows: B, cols: nRec)
+        wBar2 = Matrix(rows: B, cols: nRec)
+        dropped = [Bool](repeating: false, count: B * nIn)
+        hasDropped = [Bool](repeating: false, count: B)
     }
 
     @_specialize(where S == Float)
@@ -116,12 +124,12 @@ public final class AdjointGradient<S: Scalar>: GradientComputer {
             // The same sums, scattered row by row as the scan produces W~ (no W~ history).
             gInT.fill(0)
             gRecT.fill(0)
-            backwardScan(net, seq, rows: 0..<B, out: nil, outRowStride: B, correction: false)
-            for b in 0..<B where !ctx.droppedLastTerm[b].isEmpty {
-                for i in 0..<nIn { dropped[i] = false }
-                for i in ctx.droppedLastTerm[b] { dropped[i] = true }
-                backwardScan(net, seq, rows: b..<(b + 1), out: nil, outRowStride: 1, correction: true)
+            for q in 0..<dropped.count { dropped[q] = false }
+            for b in 0..<B {
+                for i in ctx.droppedLastTerm[b] { dropped[b * nIn + i] = true }
+                hasDropped[b] = !ctx.droppedLastTerm[b].isEmpty
             }
+            backwardScan(net, seq, rows: 0..<B, out: nil, outRowStride: B, correction: false, droppedMask: dropped)
             for j in 0..<nRec {
                 for i in 0..<nIn { g.gIn.p[j * nIn + i] += gInT.p[i * nRec + j] }
                 for i in 0..<nRec { g.gRec.p[j * nRec + i] += gRecT.p[i * nRec + j] }
@@ -154,50 +162,62 @@ public final class AdjointGradient<S: Scalar>: GradientComputer {
     /// The per-neuron backward recursion of spec 5.4.3 for the sequences `rows`. Writes W~ for
     /// row `s * outRowStride + (b - rows.lowerBound)` of `out`, or, without `out`, scatter-adds
     /// each W~ row into the transposed accumulators at once: G_in^T += W~ at the inputs that
-    /// spike in that row, G_rec^T += W~ at the recurrent neurons that spiked one step earlier.
-    /// With `correction`, the learning signal is L(T-1) at the last step only and there is no
-    /// regularizer (the spec 6.2 term); scattered, it is subtracted at the `dropped` inputs only.
+    /// spike in that row, G_rec^T += W~ at the recurrent neurons that spiked one step earlier;
+    /// with a `droppedMask` (`[B, nIn]`) it also runs the spec 6.2 correction in the same pass
+    /// and subtracts it at those inputs. With `correction`, the learning signal is L(T-1) at the
+    /// last step only and there is no regularizer (the spec 6.2 term on its own, BLAS kernel).
     private func backwardScan(
-        _ net: Network<S>, _ seq: SequenceBuffers<S>, rows: Range<Int>, out: Matrix<S>?, outRowStride: Int, correction: Bool
+        _ net: Network<S>, _ seq: SequenceBuffers<S>, rows: Range<Int>, out: Matrix<S>?, outRowStride: Int, correction: Bool,
+        droppedMask: [Bool]? = nil
     ) {
-        let B = batch, T = steps, nRec = self.nRec
+        let B = batch, T = steps, nRec = self.nRec, nIn = net.nIn
         let P = net.prop
         let (kappa, rho, beta) = (P.kappa, P.rho, P.beta.p)
         let oneMinusKappa = 1 - kappa
         let alpha = P.alpha.p, zeta = P.zeta.p
-        for b in rows { for j in 0..<nRec { lBar[b, j] = 0; lambda[b, j] = 0; wBar[b, j] = 0 } }
-        let scale: S = correction ? 0 : 1  // the regularizer's weight
+        for state in [lBar, lambda, wBar, lBar2, lambda2, wBar2] { state.fill(0) }
+        // One step of the recursion for one sequence: C = Lbar + r, lambda, w, wbar, W~ = zeta wbar.
+        @inline(__always)
+        func recurse(_ psi: UnsafeMutablePointer<S>, _ signal: UnsafeMutablePointer<S>, signalWeight: S, reg: UnsafeMutablePointer<S>, regWeight: S,
+                     _ lb: UnsafeMutablePointer<S>, _ lam: UnsafeMutablePointer<S>, _ wb: UnsafeMutablePointer<S>, _ o: UnsafeMutablePointer<S>) {
+            for j in 0..<nRec {
+                let lbj = oneMinusKappa * (signalWeight * signal[j]) + kappa * lb[j]
+                lb[j] = lbj
+                let c = lbj + regWeight * reg[j]
+                let ps = psi[j], l = lam[j]
+                let w = ps * (c + l)
+                lam[j] = -beta[j] * c * ps + (rho - beta[j] * ps) * l
+                let wbj = w + alpha[j] * wb[j]
+                wb[j] = wbj
+                o[j] = zeta[j] * wbj
+            }
+        }
+        let regWeight: S = correction ? 0 : 1
         for s in stride(from: T - 1, through: 0, by: -1) {
             let signalWeight: S = correction && s != T - 1 ? 0 : 1
             for b in rows {
                 let psi = seq.psi.row(s * B + b), signal = seq.learningSignal.row(s * B + b)
                 let o = out?.row(s * outRowStride + b - rows.lowerBound) ?? scanRow.p
-                let lb = lBar.row(b), lam = lambda.row(b), wb = wBar.row(b), r = reg.row(b)
-                for j in 0..<nRec {
-                    let lbj = oneMinusKappa * (signalWeight * signal[j]) + kappa * lb[j]
-                    lb[j] = lbj
-                    let c = lbj + scale * r[j]
-                    let ps = psi[j], l = lam[j]
-                    let w = ps * (c + l)
-                    lam[j] = -beta[j] * c * ps + (rho - beta[j] * ps) * l
-                    let wbj = w + alpha[j] * wb[j]
-                    wb[j] = wbj
-                    o[j] = zeta[j] * wbj
-                }
+                recurse(psi, signal, signalWeight: signalWeight, reg: reg.row(b), regWeight: regWeight, lBar.row(b), lambda.row(b), wBar.row(b), o)
                 guard out == nil else { continue }
+                // Scatter W~ at the inputs of this row and the recurrent spikes one step earlier.
                 for i in seq.inputSpikes.row(s * B + b) {
                     let acc = gInT.row(Int(i))
-                    if !correction {
-                        for j in 0..<nRec { acc[j] += o[j] }
-                    } else if dropped[Int(i)] {
-                        for j in 0..<nRec { acc[j] -= o[j] }
-                    }
+                    for j in 0..<nRec { acc[j] += o[j] }
                 }
-                if !correction && s > 0 {
+                if s > 0 {
                     for i in seq.recurrentSpikes.row((s - 1) * B + b) {  // z(s-1) of the same sequence
                         let acc = gRecT.row(Int(i))
                         for j in 0..<nRec { acc[j] += o[j] }
                     }
+                }
+                // Spec 6.2 in the same pass: the L(T-1)-only recursion, subtracted at the dropped inputs.
+                guard let mask = droppedMask, hasDropped[b] else { continue }
+                let o2 = scanRow2.p
+                recurse(psi, signal, signalWeight: s == T - 1 ? 1 : 0, reg: reg.row(b), regWeight: 0, lBar2.row(b), lambda2.row(b), wBar2.row(b), o2)
+                for i in seq.inputSpikes.row(s * B + b) where mask[b * nIn + Int(i)] {
+                    let acc = gInT.row(Int(i))
+                    for j in 0..<nRec { acc[j] -= o2[j] }
                 }
             }
         }
