@@ -99,6 +99,12 @@ struct EPropDense: ParsableCommand {
     // MARK: readouts
     @Option(help: "Readout membrane time constant tau_m (ms), also the eligibility filter tau_m_readout.")
     var tauMOut = defaults.readout.tauM
+    @Option(name: .customLong("c-m-out"), help: "Readout membrane capacitance C_m (pF); only scales the readout's I_e.")
+    var cMOut = defaults.readout.cM
+    @Option(name: .customLong("e-l-out"), help: "Readout resting potential E_L (mV); the regression output is y = u + E_L.")
+    var eLOut = defaults.readout.eL
+    @Option(name: .customLong("i-e-out"), help: "Constant external current I_e of the readouts (pA).")
+    var iEOut = defaults.readout.iE
 
     // MARK: plasticity and optimizer
     @Option(help: "Optimizer: adam or gradient-descent.")
@@ -217,6 +223,9 @@ struct EPropDense: ParsableCommand {
         set(&c.recurrent.vTh, vTh, "v-th")
         c.recurrent.vMin = vMin ?? -.infinity
         set(&c.readout.tauM, tauMOut, "tau-m-out")
+        set(&c.readout.cM, cMOut, "c-m-out")
+        set(&c.readout.eL, eLOut, "e-l-out")
+        set(&c.readout.iE, iEOut, "i-e-out")
         c.readout.loss = loss ?? c.readout.loss
         set(&c.optimizer.kind, optimizer, "optimizer")
         set(&c.optimizer.batchSize, batchSize, "batch-size")
