@@ -14,6 +14,11 @@ public final class Gradients<S: Scalar>: @unchecked Sendable {
 
     public func zero() { for g in all { g.fill(0) } }
 
+    /// Adds another set of gradients (of other sequences) to these.
+    public func add(_ other: Gradients<S>) {
+        for (g, o) in zip(all, other.all) { for i in 0..<g.count { g.p[i] += o.p[i] } }
+    }
+
     /// After all sequences of a batch: no autapse gradient, optional division by the learning
     /// window (all terms, NEST >= 3.9, spec 2.5), then the mean over the batch (spec 4.3).
     @_specialize(where S == Float)

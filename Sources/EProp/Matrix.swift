@@ -61,6 +61,11 @@ public final class Matrix<S: Scalar>: @unchecked Sendable {
     }
 }
 
+extension Duration {
+    /// The duration in seconds.
+    public var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
+}
+
 /// Hands out start offsets 0, 64, ..., 960 bytes in turn (a data race between threads only
 /// repeats an offset, which is harmless).
 private final class Stagger: @unchecked Sendable {

@@ -17,8 +17,11 @@ public enum RunOutput {
         try folder.write(NPYArray(shape: [n], values: t.results.map(\.rateHz)), "rate_rec_hz.npy")
         let nOut = t.net.nOut
         try folder.write(NPYArray(shape: [nOut, n], values: (0..<nOut).flatMap { k in t.results.map { $0.lossPerReadout[k] } }), "loss_per_readout.npy")
-        var csv = "iteration,loss,mean_rate_rec_hz,seconds\n"
-        for r in t.results { csv += "\(r.iteration + 1),\(r.loss),\(r.rateHz),\(r.seconds)\n" }
+        let classification = t.config.readout.loss == .crossEntropy
+        var csv = "iteration,loss," + (classification ? "accuracy," : "") + "mean_rate_rec_hz,seconds\n"
+        for r in t.results {
+            csv += "\(r.iteration + 1),\(r.loss)," + (classification ? "\(r.accuracy ?? .nan)," : "") + "\(r.rateHz),\(r.seconds)\n"
+        }
         try folder.write(text: csv, "loss.csv")
 
         try folder.write(NPYArray(i.wInRec), "w_in_rec_init.npy")
@@ -34,11 +37,8 @@ public enum RunOutput {
             try folder.write(NPYArray(shape: (k > 1 ? [k] : []) + [nIn, T], dtype: .bool, values: all.flatMap { $0.input.flat() }), "input_spike_bool_seq.npy")
             try folder.write(NPYArray(shape: (k > 1 ? [k] : []) + [nOut, T], values: all.flatMap { $0.target.flat() }), "target_signal_seq.npy")
         }
-        if t.config.readout.loss == .crossEntropy {
+        if classification {
             try folder.write(NPYArray(shape: [n], values: t.results.map { $0.accuracy ?? .nan }), "accuracy.npy")
-            csv = "iteration,loss,accuracy,mean_rate_rec_hz,seconds\n"
-            for r in t.results { csv += "\(r.iteration + 1),\(r.loss),\(r.accuracy ?? .nan),\(r.rateHz),\(r.seconds)\n" }
-            try folder.write(text: csv, "loss.csv")
         }
         try folder.write(NPYArray(t.net.wIn), "w_in_rec_final.npy")
         try folder.write(NPYArray(t.net.wRec), "w_rec_rec_final.npy")

@@ -62,8 +62,6 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
     public let gradients: Gradients<S>
     public let optimizer: Optimizer<S>
     let shards: [Shard<S>]
-    /// Input columns that spike at step 1 of every sequence: NEST leaves out their L(T-1) term.
-    let stepOneInputs: [Int]
     /// Input columns of each sequence of the current batch that spike at step 1 of the next sequence.
     private var nextStepOneInputs: [[Int]] = []
 
@@ -89,13 +87,12 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         recorder = Recorder(recording, iterations: config.iterations, batch: B, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
         gradients = Gradients(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
         optimizer = Optimizer(config.optimizer, shapes: [net.wIn, net.wRec, net.wOut].map { ($0.rows, $0.cols) })
-        stepOneInputs = initial.patterns.isFrozen ? (0..<net.nIn).filter { initial.inputSpikes[$0, 1] != 0 } : []
     }
 
-    /// Forward pass and gradient of one shard (runs on a worker thread).
+    /// Forward pass and gradient of one shard (runs on a worker thread). With `continuing`, every
+    /// sequence is treated as having a successor (the run goes on).
     @_specialize(where S == Float)
     @_specialize(where S == Double)
-    /// With `continuing`, every sequence is treated as having a successor (the run goes on).
     private func simulate(_ shard: Shard<S>, into g: Gradients<S>? = nil, continuing: Bool = false) {
         let B = config.optimizer.batchSize, seq = shard.seq
         let totalSequences = continuing ? Int.max : config.iterations * B
@@ -134,7 +131,7 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         let lossScale = config.readout.loss == .crossEntropy ? Double(config.resolvedLearningWindow) : 1
         for shard in shards {
             recorder.observe(iteration: iteration, firstSequence: iteration * B + shard.first, shard.seq, net, eL: config.recurrent.eL, eLOut: config.readout.eL)
-            for (g, sg) in zip(gradients.all, shard.gradients.all) { for i in 0..<g.count { g.p[i] += sg.p[i] } }
+            gradients.add(shard.gradients)
             let seq = shard.seq
             for b in 0..<seq.batch {
                 lossPerSequence.append(seq.loss[(b * nOut)..<((b + 1) * nOut)].reduce(0, +) / lossScale)
@@ -153,7 +150,7 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         var result = IterationResult(
             iteration: iteration, loss: lossPerSequence.reduce(0, +) / Double(B), lossPerSequence: lossPerSequence,
             lossPerReadout: lossPerReadout, rateHz: spikes / Double(B * net.nRec * T) * 1000,
-            seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+            seconds: elapsed.seconds)
         if config.readout.loss == .crossEntropy { result.accuracy = Double(correct) / Double(B) }
         results.append(result)
         iteration += 1
@@ -179,14 +176,12 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
     /// L(T-1) term, the inputs that spike at step 1 of each sequence's successor.
     private func loadPatterns() {
         let B = config.optimizer.batchSize, patterns = initial.patterns
-        if patterns.isFrozen {
-            nextStepOneInputs = Array(repeating: stepOneInputs, count: B)
-            return
-        }
-        for shard in shards {
-            for b in 0..<shard.seq.batch {
-                let p = patterns.sequence(iteration * B + shard.first + b)
-                shard.seq.setSequence(b, input: p.input, target: p.target)
+        if !patterns.isFrozen {  // frozen patterns were loaded once, when the shards were made
+            for shard in shards {
+                for b in 0..<shard.seq.batch {
+                    let p = patterns.sequence(iteration * B + shard.first + b)
+                    shard.seq.setSequence(b, input: p.input, target: p.target)
+                }
             }
         }
         nextStepOneInputs = (0..<B).map { b in
@@ -202,12 +197,9 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         let last = Gradients<S>(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
         let redo = config.nestMissingLearningSignal && !nextStepOneInputs[B - 1].isEmpty
         if redo { simulate(shards[shards.count - 1], into: last, continuing: true) }
-        for (i, shard) in shards.enumerated() {
-            let sg = i == shards.count - 1 && redo ? last : shard.gradients
-            for (g, s) in zip(alt.all, sg.all) { for q in 0..<g.count { g.p[q] += s.p[q] } }
-        }
+        for (i, shard) in shards.enumerated() { alt.add(i == shards.count - 1 && redo ? last : shard.gradients) }
         alt.finish(batchSize: B, averageOver: config.averageGradient ? config.resolvedLearningWindow : nil)
-        let weights = [net.wIn, net.wRec, net.wOut].map { w -> Matrix<S> in let c = Matrix<S>(rows: w.rows, cols: w.cols); c.copy(from: w); return c }
+        let weights = [net.wIn, net.wRec, net.wOut].map { $0.converted(to: S.self) }
         let opt = optimizer.copy()
         opt.apply(weights: weights, gradients: alt.all)
         for j in 0..<net.nRec { weights[1][j, j] = 0 }

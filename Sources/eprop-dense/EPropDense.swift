@@ -356,7 +356,7 @@ struct EPropDense: ParsableCommand {
         let gitCommit = Provenance.gitCommit()
         func writeOutputs(status: String) throws {
             try RunOutput.write(trainer, to: folder, commandLine: CommandLine.arguments, initSource: initSource,
-                                trainSeconds: seconds(ContinuousClock.now - runStart), status: status, gitCommit: gitCommit)
+                                trainSeconds: (ContinuousClock.now - runStart).seconds, status: status, gitCommit: gitCommit)
         }
         func checkpoint() throws {
             try writeOutputs(status: "running")
@@ -412,7 +412,6 @@ struct EPropDense: ParsableCommand {
     }
 }
 
-func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
 
 /// Progress and remaining time on stderr (one updating line on a terminal, sparse lines otherwise).
 final class Progress {
