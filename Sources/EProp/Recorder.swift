@@ -125,25 +125,11 @@ public final class Recorder: @unchecked Sendable {
                 spikesRec.times.append(base + 3 + Double(s))
                 spikesRec.senders.append(Int32(j))
             }
-            // Weight recorder: every transmitted spike of a recorded synapse.
-            let nW = options.nRecordW
-            for i in 0..<min(nW, nIn) where x[i] != 0 {
-                for j in 0..<min(nW, nRec) {
-                    weightEvents.append((base + 2 + Double(s), Double(net.wIn[j, i]), 0, Int32(i), 0, Int32(j)))
-                }
-            }
-            for i in 0..<min(nW, nRec) where z[i] != 0 {
-                // A recurrent spike of the last step arrives at step 0 of the next interval and is
-                // dropped for recurrent targets (spec 6.1), not for readouts.
-                if s < T - 1 {
-                    for j in 0..<min(nW, nRec) where j != i {
-                        weightEvents.append((base + 3 + Double(s), Double(net.wRec[j, i]), 1, Int32(i), 0, Int32(j)))
-                    }
-                }
-                for q in 0..<nOut {
-                    weightEvents.append((base + 3 + Double(s), Double(net.wOut[q, i]), 1, Int32(i), 1, Int32(q)))
-                }
-            }
+            // Weight recorder: every transmitted spike of a recorded synapse. A recurrent spike of the
+            // last step arrives at step 0 of the next interval: dropped for recurrent targets
+            // (spec 6.1), not for readouts.
+            transmit(net, inputTime: base + 2 + Double(s), recurrentTime: base + 3 + Double(s),
+                     inputSpikes: { x[$0] != 0 }, recurrentSpikes: { z[$0] != 0 }, reachesRecurrent: s < T - 1)
         }
     }
 
@@ -151,11 +137,24 @@ public final class Recorder: @unchecked Sendable {
     func finish<S: Scalar>(_ net: Network<S>) {
         guard isRecorded(iterations - 1) else { return }
         let t = Double(iterations * batch * steps + 4)
+        transmit(net, inputTime: t, recurrentTime: t, inputSpikes: { _ in true }, recurrentSpikes: { _ in true }, reachesRecurrent: true)
+    }
+
+    /// Weight-recorder entries for the watched senders that spike (`inputSpikes(i)`,
+    /// `recurrentSpikes(i)`), each to the watched targets, with the weight transmitted.
+    private func transmit<S: Scalar>(
+        _ net: Network<S>, inputTime: Double, recurrentTime: Double, inputSpikes: (Int) -> Bool,
+        recurrentSpikes: (Int) -> Bool, reachesRecurrent: Bool
+    ) {
         let nW = options.nRecordW
-        for i in 0..<min(nW, nIn) { for j in 0..<min(nW, nRec) { weightEvents.append((t, Double(net.wIn[j, i]), 0, Int32(i), 0, Int32(j))) } }
-        for i in 0..<min(nW, nRec) {
-            for j in 0..<min(nW, nRec) where j != i { weightEvents.append((t, Double(net.wRec[j, i]), 1, Int32(i), 0, Int32(j))) }
-            for q in 0..<nOut { weightEvents.append((t, Double(net.wOut[q, i]), 1, Int32(i), 1, Int32(q))) }
+        for i in 0..<min(nW, nIn) where inputSpikes(i) {
+            for j in 0..<min(nW, nRec) { weightEvents.append((inputTime, Double(net.wIn[j, i]), 0, Int32(i), 0, Int32(j))) }
+        }
+        for i in 0..<min(nW, nRec) where recurrentSpikes(i) {
+            if reachesRecurrent {
+                for j in 0..<min(nW, nRec) where j != i { weightEvents.append((recurrentTime, Double(net.wRec[j, i]), 1, Int32(i), 0, Int32(j))) }
+            }
+            for q in 0..<nOut { weightEvents.append((recurrentTime, Double(net.wOut[q, i]), 1, Int32(i), 1, Int32(q))) }
         }
     }
 
