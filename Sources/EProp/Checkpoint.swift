@@ -1,16 +1,15 @@
 import Foundation
 
 /// Everything needed to continue a run exactly: completed iterations and their results, the
-/// weights and the optimizer state (Adam m, v and step) in the run's own precision, the
-/// configuration, and the recorder's learning-signal carry. Training uses no random numbers
-/// after initialization (the task is frozen), so there is no generator state to keep.
+/// weights and the optimizer state (its step, and Adam's moments; gradient descent has none) in
+/// the run's own precision, the configuration, the recorder's learning-signal carry and the
+/// trial generator's state (generated tasks).
 ///
 /// Layout: `<run>/checkpoint/` with `checkpoint.json` and `.npy` arrays, replaced atomically
 /// (written to a temporary sibling, then renamed). The initial state comes from the run folder
 /// itself (`w_*_init.npy`, `tau_m_rec.npy`, input, target: the `--init` layout).
 public enum Checkpoint {
-    public static let formatVersion = 1
-    static let names = ["w_in_rec", "w_rec_rec", "w_rec_out"]
+    public static let formatVersion = 2
 
     struct Record: Codable {
         var format_version: Int
@@ -23,29 +22,35 @@ public enum Checkpoint {
         var recorder_last_signal: [[Double]]
         /// Generated trials (evidence accumulation): the generator where the next batch starts.
         var trial_generator: EvidenceAccumulationTrials.State?
+        /// What the run records, and its checkpoint cadence (a resumed run keeps both).
+        var recording: RecordingOptions
+        var checkpoint_every: Int
     }
 
     /// Writes the trainer's state into `<runFolder>/checkpoint`. After the last iteration it
     /// stores the continuation state (see `Trainer.continuation`).
-    public static func write<S: Scalar>(_ t: Trainer<S>, in runFolder: URL) throws {
+    public static func write<S: Scalar>(_ t: Trainer<S>, in runFolder: URL, checkpointEvery: Int) throws {
         let fm = FileManager.default
         let final = runFolder.appendingPathComponent("checkpoint")
         let tmp = runFolder.appendingPathComponent(".checkpoint.tmp-\(getpid())")
         try? fm.removeItem(at: tmp)
         try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
-        let (weights, optimizer) = t.continuation ?? ([t.net.wIn, t.net.wRec, t.net.wOut], t.optimizer)
+        let (weights, state) = t.continuation ?? (t.net.trained, t.optimizerState)
         let dtype: NPYArray.DType = S.self == Float.self ? .float32 : .float64
-        for (name, w) in zip(names, weights) {
-            try NPY.write(NPYArray(w, dtype: dtype), to: tmp.appendingPathComponent("\(name).npy"))
+        for (m, w) in zip(TrainedMatrix.allCases, weights) {
+            try NPY.write(NPYArray(w, dtype: dtype), to: tmp.appendingPathComponent("\(m.name).npy"))
         }
-        for (name, m, v) in zip3(names, optimizer.m, optimizer.v) {
-            try NPY.write(NPYArray(m, dtype: dtype), to: tmp.appendingPathComponent("adam_m_\(name).npy"))
-            try NPY.write(NPYArray(v, dtype: dtype), to: tmp.appendingPathComponent("adam_v_\(name).npy"))
+        for (m, w) in zip(TrainedMatrix.allCases, weights) where !state.firstMoment.isEmpty {
+            for (moment, values) in [("m", state.firstMoment[m.rawValue]), ("v", state.secondMoment[m.rawValue])] {
+                let a = NPYArray(shape: [w.rows, w.cols], dtype: dtype, values: values.map(Double.init))
+                try NPY.write(a, to: tmp.appendingPathComponent("adam_\(moment)_\(m.name).npy"))
+            }
         }
         let record = Record(
             format_version: formatVersion, precision: S.self == Float.self ? .float : .double,
-            completed_iterations: t.iteration, optimizer_step: optimizer.step, config: t.config, results: t.results,
-            recorder_last_signal: t.recorder.lastSignal, trial_generator: t.initial.patterns.generatorState(atBatch: t.iteration))
+            completed_iterations: t.iteration, optimizer_step: state.step, config: t.config, results: t.results,
+            recorder_last_signal: t.recorder.lastSignal, trial_generator: t.initial.patterns.generatorState(atBatch: t.iteration),
+            recording: t.recorder.options, checkpoint_every: checkpointEvery)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
@@ -98,22 +103,25 @@ public enum Checkpoint {
             throw CheckpointError("--resume: the checkpoint is in \(record.precision.rawValue) precision; pass --precision \(record.precision.rawValue)")
         }
         let dir = runFolder.appendingPathComponent("checkpoint")
-        func load(_ name: String, like m: Matrix<S>) throws -> Matrix<S> {
+        func load(_ name: String, rows: Int, cols: Int) throws -> [S] {
             let a = try NPY.read(dir.appendingPathComponent("\(name).npy"))
-            guard a.shape == [m.rows, m.cols] else {
-                throw CheckpointError("\(dir.path)/\(name).npy: expected shape [\(m.rows), \(m.cols)], got \(a.shape)")
+            guard a.shape == [rows, cols] else {
+                throw CheckpointError("\(dir.path)/\(name).npy: expected shape [\(rows), \(cols)], got \(a.shape)")
             }
             guard a.values.allSatisfy({ $0.isFinite }) else { throw CheckpointError("\(dir.path)/\(name).npy: contains NaN or infinity") }
-            return Matrix(rows: m.rows, cols: m.cols, a.values.map { S($0) })
+            return a.values.map { S($0) }
         }
-        let weights = try zip(names, [t.net.wIn, t.net.wRec, t.net.wOut]).map { try load($0.0, like: $0.1) }
-        let opt = t.optimizer.copy()
-        for (i, name) in names.enumerated() {
-            opt.m[i].copy(from: try load("adam_m_\(name)", like: opt.m[i]))
-            opt.v[i].copy(from: try load("adam_v_\(name)", like: opt.v[i]))
+        let weights = try zip(TrainedMatrix.allCases, t.net.trained).map { m, w in
+            Matrix(rows: w.rows, cols: w.cols, try load(m.name, rows: w.rows, cols: w.cols))
         }
-        opt.step = record.optimizer_step
-        t.restore(iteration: record.completed_iterations, results: record.results, weights: weights, optimizer: opt)
+        var state = OptimizerState<S>(step: record.optimizer_step)
+        if t.config.optimizer.kind == .adam {
+            for (m, w) in zip(TrainedMatrix.allCases, weights) {
+                state.firstMoment.append(try load("adam_m_\(m.name)", rows: w.rows, cols: w.cols))
+                state.secondMoment.append(try load("adam_v_\(m.name)", rows: w.rows, cols: w.cols))
+            }
+        }
+        t.restore(iteration: record.completed_iterations, results: record.results, weights: weights, optimizerState: state)
         if record.recorder_last_signal.count == 3 && record.recorder_last_signal.allSatisfy({ $0.count == t.recorder.lastSignal[0].count }) {
             t.recorder.lastSignal = record.recorder_last_signal
         }
@@ -125,8 +133,4 @@ public enum Checkpoint {
 public struct CheckpointError: Error, CustomStringConvertible {
     public let description: String
     init(_ d: String) { description = d }
-}
-
-func zip3<A, B, C>(_ a: [A], _ b: [B], _ c: [C]) -> [(A, B, C)] {
-    (0..<min(a.count, b.count, c.count)).map { (a[$0], b[$0], c[$0]) }
 }

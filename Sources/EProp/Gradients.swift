@@ -10,6 +10,7 @@ public final class Gradients<S: Scalar>: @unchecked Sendable {
         gOut = Matrix(rows: nOut, cols: nRec)
     }
 
+    /// In the order of `TrainedMatrix`.
     public var all: [Matrix<S>] { [gIn, gRec, gOut] }
 
     public func zero() { for g in all { g.fill(0) } }
@@ -20,7 +21,7 @@ public final class Gradients<S: Scalar>: @unchecked Sendable {
     }
 
     /// After all sequences of a batch: no autapse gradient, optional division by the learning
-    /// window (all terms, NEST >= 3.9, spec 2.5), then the mean over the batch (spec 4.3).
+    /// window (all terms, NEST >= 3.9, docs/mathematics.md §2.5), then the mean over the batch (§4.3).
     @_specialize(where S == Float)
     @_specialize(where S == Double)
     public func finish(batchSize: Int, averageOver learningWindow: Int?) {
@@ -38,9 +39,8 @@ public final class Gradients<S: Scalar>: @unchecked Sendable {
 public struct GradientContext: Sendable {
     /// c_reg of the firing-rate regularizer.
     public var cReg: Double
-    /// Per sequence b of the batch: the input columns whose L(T-1) term NEST leaves out
-    /// (inputs that spike at step 1 of the following sequence; spec 6.2). Empty to keep every term.
-    public var droppedLastTerm: [[Int]]
+    /// NEST's left-out L(T-1) terms of the batch's sequences.
+    public var missingLastTerm: MissingLastTerm
     /// BLAS products or sparse scatters over the spikes.
     public var kernel: Kernel = .sparse
 }
@@ -48,33 +48,43 @@ public struct GradientContext: Sendable {
 /// Computes e-prop gradients of a simulated batch.
 public protocol GradientComputer<S>: AnyObject {
     associatedtype S: Scalar
-    /// Adds the gradient of the batch in `seq` (summed over its sequences) to `g`.
-    func accumulate(_ net: Network<S>, _ seq: SequenceBuffers<S>, _ ctx: GradientContext, into g: Gradients<S>)
+    /// Adds the gradient of the batch in `seq` (summed over its sequences) to `g`, without the
+    /// terms `ctx.missingLastTerm` leaves out; adds the left-out term of the run's last sequence
+    /// (`ctx.missingLastTerm.lastOfRun`) to `term`.
+    func accumulate(_ net: Network<S>, _ seq: SequenceBuffers<S>, _ ctx: GradientContext, into g: Gradients<S>, term: Gradients<S>)
 }
 
-/// The exact "adjoint" form (spec 5.4): per-neuron backward recursions over the stored
-/// histories, then one GEMM per weight matrix. No per-synapse state.
+/// Running values of the per-neuron backward recursion of `[B]` sequences (each `[B, nRec]`),
+/// and the W~ row of the current step (`[nRec]`, sparse kernel).
+struct BackwardScanState<S: Scalar> {
+    let lBar: Matrix<S>, lambda: Matrix<S>, wBar: Matrix<S>, row: Matrix<S>
+    init(batch B: Int, nRec: Int) {
+        (lBar, lambda, wBar) = (Matrix(rows: B, cols: nRec), Matrix(rows: B, cols: nRec), Matrix(rows: B, cols: nRec))
+        row = Matrix(rows: 1, cols: nRec)
+    }
+    func reset() { for m in [lBar, lambda, wBar] { m.fill(0) } }
+}
+
+/// The exact "adjoint" form (docs/mathematics.md §5.4): per-neuron backward recursions over the
+/// stored histories, then one product per weight matrix. No per-synapse state.
 public final class AdjointGradient<S: Scalar>: GradientComputer {
     let batch: Int, steps: Int, nRec: Int, nOut: Int
     /// `[T * B, nRec]` W~_j(s) = zeta_j wbar_j(s): G_in = W~^T X, G_rec = W~^T Z_prev (BLAS kernel only).
     let wTilde: Matrix<S>
-    /// `[T, nRec]` the same for the spec 6.2 correction of one sequence (BLAS kernel only).
-    let wCorrection: Matrix<S>
+    /// `[T, nRec]` W~ of the left-out L(T-1) term of one sequence (BLAS kernel only).
+    let missingTermWTilde: Matrix<S>
     /// `[T * B, nOut]` zeta_out errbar(s), errbar(s) = err(s) + kappa errbar(s+1).
     let errBar: Matrix<S>
-    /// `[B, nRec]` running values of the backward scans and the regularizer r_j of each sequence.
-    let lBar: Matrix<S>, lambda: Matrix<S>, wBar: Matrix<S>, reg: Matrix<S>
+    /// `[B, nRec]` the regularizer r_j of each sequence.
+    let reg: Matrix<S>
     /// `[B, nOut]`.
     let errRun: Matrix<S>
     /// `[nIn, nRec]`, `[nRec, nRec]` transposed gradient accumulators of the sparse kernel.
     let gInT: Matrix<S>, gRecT: Matrix<S>
-    /// `[nRec]` the W~ row of the current step, and of the L(T-1) correction (sparse kernel).
-    let scanRow: Matrix<S>, scanRow2: Matrix<S>
-    /// `[B, nRec]` scan state of the correction (sparse kernel).
-    let lBar2: Matrix<S>, lambda2: Matrix<S>, wBar2: Matrix<S>
-    /// `[B, nIn]` the inputs whose L(T-1) term is removed, and `[B]` whether a sequence has any.
-    private var dropped: [Bool]
-    private var hasDropped: [Bool]
+    /// The recursion of the gradient, and the one of the left-out L(T-1) term alone (sparse kernel).
+    let scan: BackwardScanState<S>, missingTermScan: BackwardScanState<S>
+    /// `[B * nIn]` whether input i's L(T-1) term is left out for sequence b.
+    private var leftOut: [Bool]
 
     /// The W~ histories are only needed by the BLAS kernel (the sparse one scatters as it goes).
     public init(batch B: Int, steps T: Int, nIn: Int, nRec: Int, nOut: Int, kernel: Kernel = .sparse) {
@@ -83,58 +93,52 @@ public final class AdjointGradient<S: Scalar>: GradientComputer {
         self.nRec = nRec
         self.nOut = nOut
         wTilde = Matrix(rows: kernel == .blas ? T * B : 0, cols: nRec)
-        wCorrection = Matrix(rows: kernel == .blas ? T : 0, cols: nRec)
+        missingTermWTilde = Matrix(rows: kernel == .blas ? T : 0, cols: nRec)
         errBar = Matrix(rows: T * B, cols: nOut)
-        lBar = Matrix(rows: B, cols: nRec)
-        lambda = Matrix(rows: B, cols: nRec)
-        wBar = Matrix(rows: B, cols: nRec)
         reg = Matrix(rows: B, cols: nRec)
         errRun = Matrix(rows: B, cols: nOut)
         gInT = Matrix(rows: nIn, cols: nRec)
         gRecT = Matrix(rows: nRec, cols: nRec)
-        scanRow = Matrix(rows: 1, cols: nRec)
-        scanRow2 = Matrix(rows: 1, cols: nRec)
-        lBar2 = Matrix(rows: B, cols: nRec)
-        lambda2 = Matrix(rows: B, cols: nRec)
-        wBar2 = Matrix(rows: B, cols: nRec)
-        dropped = [Bool](repeating: false, count: B * nIn)
-        hasDropped = [Bool](repeating: false, count: B)
+        scan = BackwardScanState(batch: B, nRec: nRec)
+        missingTermScan = BackwardScanState(batch: B, nRec: nRec)
+        leftOut = [Bool](repeating: false, count: B * nIn)
     }
 
     @_specialize(where S == Float)
     @_specialize(where S == Double)
-    public func accumulate(_ net: Network<S>, _ seq: SequenceBuffers<S>, _ ctx: GradientContext, into g: Gradients<S>) {
+    public func accumulate(_ net: Network<S>, _ seq: SequenceBuffers<S>, _ ctx: GradientContext, into g: Gradients<S>, term: Gradients<S>) {
         let B = batch, T = steps, nRec = self.nRec, nIn = net.nIn
         let P = net.prop
+        let missing = ctx.missingLastTerm
         for b in 0..<B {
             for j in 0..<nRec {
                 reg[b, j] = seq.rateRegularizer(b, j, cReg: S(ctx.cReg), fTarget: P.fTargetPerStep)
             }
         }
-        // C = Lbar + r: kappa moved from the eligibility trace to the learning signal (spec 5.4.1).
+        // C = Lbar + r: kappa moved from the eligibility trace to the learning signal (§5.4.1).
         let zPrev = seq.z.p, zNow = seq.z.row(B)
         switch ctx.kernel {
         case .blas:
-            backwardScan(net, seq, rows: 0..<B, out: wTilde, outRowStride: B, correction: false)
+            backwardScan(net, seq, rows: 0..<B, out: wTilde, outRowStride: B, missingTermOnly: false)
             S.gemm(transA: true, transB: false, m: nRec, n: nIn, k: T * B, alpha: 1, a: wTilde.p, lda: nRec, b: seq.x.p, ldb: nIn, beta: 1, c: g.gIn.p, ldc: nIn)
             S.gemm(transA: true, transB: false, m: nRec, n: nRec, k: T * B, alpha: 1, a: wTilde.p, lda: nRec, b: zPrev, ldb: nRec, beta: 1, c: g.gRec.p, ldc: nRec)
-            // Spec 6.2: remove L(T-1) ebar(T-1) for the dropped input columns of each sequence.
-            for b in 0..<B where !ctx.droppedLastTerm[b].isEmpty {
-                backwardScan(net, seq, rows: b..<(b + 1), out: wCorrection, outRowStride: 1, correction: true)
-                for i in ctx.droppedLastTerm[b] {
-                    S.gemv(trans: true, m: T, n: nRec, alpha: -1, a: wCorrection.p, lda: nRec, x: seq.x.p + b * nIn + i, incX: B * nIn, beta: 1, y: g.gIn.p + i, incY: nIn)
+            // §6.2: remove L(T-1) ebar(T-1) for the left-out input columns of each sequence.
+            for b in 0..<B where !missing.inputs[b].isEmpty {
+                backwardScan(net, seq, rows: b..<(b + 1), out: missingTermWTilde, outRowStride: 1, missingTermOnly: true)
+                for i in missing.inputs[b] {
+                    S.gemv(trans: true, m: T, n: nRec, alpha: -1, a: missingTermWTilde.p, lda: nRec, x: seq.x.p + b * nIn + i, incX: B * nIn, beta: 1, y: g.gIn.p + i, incY: nIn)
+                    if b == missing.lastOfRun {
+                        S.gemv(trans: true, m: T, n: nRec, alpha: 1, a: missingTermWTilde.p, lda: nRec, x: seq.x.p + b * nIn + i, incX: B * nIn, beta: 1, y: term.gIn.p + i, incY: nIn)
+                    }
                 }
             }
         case .sparse:
             // The same sums, scattered row by row as the scan produces W~ (no W~ history).
             gInT.fill(0)
             gRecT.fill(0)
-            for q in 0..<dropped.count { dropped[q] = false }
-            for b in 0..<B {
-                for i in ctx.droppedLastTerm[b] { dropped[b * nIn + i] = true }
-                hasDropped[b] = !ctx.droppedLastTerm[b].isEmpty
-            }
-            backwardScan(net, seq, rows: 0..<B, out: nil, outRowStride: B, correction: false, droppedMask: dropped)
+            for q in 0..<leftOut.count { leftOut[q] = false }
+            for b in 0..<B { for i in missing.inputs[b] { leftOut[b * nIn + i] = true } }
+            backwardScan(net, seq, rows: 0..<B, out: nil, outRowStride: B, missingTermOnly: false, missing: missing, term: term)
             for j in 0..<nRec {
                 for i in 0..<nIn { g.gIn.p[j * nIn + i] += gInT.p[i * nRec + j] }
                 for i in 0..<nRec { g.gRec.p[j * nRec + i] += gRecT.p[i * nRec + j] }
@@ -164,31 +168,34 @@ public final class AdjointGradient<S: Scalar>: GradientComputer {
         }
     }
 
-    /// The per-neuron backward recursion of spec 5.4.3 for the sequences `rows`. Writes W~ for
+    /// The per-neuron backward recursion of §5.4.3 for the sequences `rows`. Writes W~ for
     /// row `s * outRowStride + (b - rows.lowerBound)` of `out`, or, without `out`, scatter-adds
     /// each W~ row into the transposed accumulators at once: G_in^T += W~ at the inputs that
     /// spike in that row, G_rec^T += W~ at the recurrent neurons that spiked one step earlier;
-    /// with a `droppedMask` (`[B, nIn]`) it also runs the spec 6.2 correction in the same pass
-    /// and subtracts it at those inputs. With `correction`, the learning signal is L(T-1) at the
-    /// last step only and there is no regularizer (the spec 6.2 term on its own, BLAS kernel).
+    /// with `missing` it also runs the recursion of the left-out L(T-1) term in the same pass,
+    /// subtracts it at those inputs and adds it to `term` for the run's last sequence. With
+    /// `missingTermOnly`, the learning signal is L(T-1) at the last step only and there is no
+    /// regularizer (the §6.2 term on its own, BLAS kernel).
     private func backwardScan(
-        _ net: Network<S>, _ seq: SequenceBuffers<S>, rows: Range<Int>, out: Matrix<S>?, outRowStride: Int, correction: Bool,
-        droppedMask: [Bool]? = nil
+        _ net: Network<S>, _ seq: SequenceBuffers<S>, rows: Range<Int>, out: Matrix<S>?, outRowStride: Int, missingTermOnly: Bool,
+        missing: MissingLastTerm? = nil, term: Gradients<S>? = nil
     ) {
         let B = batch, T = steps, nRec = self.nRec, nIn = net.nIn
         let P = net.prop
         let (kappa, rho, beta) = (P.kappa, P.rho, P.beta.p)
         let oneMinusKappa = 1 - kappa
         let alpha = P.alpha.p, zeta = P.zeta.p
-        for state in [lBar, lambda, wBar, lBar2, lambda2, wBar2] { state.fill(0) }
-        // One step of the recursion for one sequence: C = Lbar + r, lambda, w, wbar, W~ = zeta wbar.
+        scan.reset()
+        missingTermScan.reset()
+        // One step of the recursion for sequence b: C = Lbar + r, lambda, w, wbar, W~ = zeta wbar.
         @inline(__always)
-        func recurse(_ psi: UnsafeMutablePointer<S>, _ signal: UnsafeMutablePointer<S>, signalWeight: S, reg: UnsafeMutablePointer<S>, regWeight: S,
-                     _ lb: UnsafeMutablePointer<S>, _ lam: UnsafeMutablePointer<S>, _ wb: UnsafeMutablePointer<S>, _ o: UnsafeMutablePointer<S>) {
+        func recurse(_ state: BackwardScanState<S>, _ b: Int, _ psi: UnsafeMutablePointer<S>, _ signal: UnsafeMutablePointer<S>, signalWeight: S,
+                     regWeight: S, _ o: UnsafeMutablePointer<S>) {
+            let lb = state.lBar.row(b), lam = state.lambda.row(b), wb = state.wBar.row(b), r = reg.row(b)
             for j in 0..<nRec {
                 let lbj = oneMinusKappa * (signalWeight * signal[j]) + kappa * lb[j]
                 lb[j] = lbj
-                let c = lbj + regWeight * reg[j]
+                let c = lbj + regWeight * r[j]
                 let ps = psi[j], l = lam[j]
                 let w = ps * (c + l)
                 lam[j] = -beta[j] * c * ps + (rho - beta[j] * ps) * l
@@ -197,13 +204,13 @@ public final class AdjointGradient<S: Scalar>: GradientComputer {
                 o[j] = zeta[j] * wbj
             }
         }
-        let regWeight: S = correction ? 0 : 1
+        let regWeight: S = missingTermOnly ? 0 : 1
         for s in stride(from: T - 1, through: 0, by: -1) {
-            let signalWeight: S = correction && s != T - 1 ? 0 : 1
+            let signalWeight: S = missingTermOnly && s != T - 1 ? 0 : 1
             for b in rows {
                 let psi = seq.psi.row(s * B + b), signal = seq.learningSignal.row(s * B + b)
-                let o = out?.row(s * outRowStride + b - rows.lowerBound) ?? scanRow.p
-                recurse(psi, signal, signalWeight: signalWeight, reg: reg.row(b), regWeight: regWeight, lBar.row(b), lambda.row(b), wBar.row(b), o)
+                let o = out?.row(s * outRowStride + b - rows.lowerBound) ?? scan.row.p
+                recurse(scan, b, psi, signal, signalWeight: signalWeight, regWeight: regWeight, o)
                 guard out == nil else { continue }
                 // Scatter W~ at the inputs of this row and the recurrent spikes one step earlier.
                 for i in seq.inputSpikes.row(s * B + b) {
@@ -216,16 +223,18 @@ public final class AdjointGradient<S: Scalar>: GradientComputer {
                         for j in 0..<nRec { acc[j] += o[j] }
                     }
                 }
-                // Spec 6.2 in the same pass: the L(T-1)-only recursion, subtracted at the dropped inputs.
-                guard let mask = droppedMask, hasDropped[b] else { continue }
-                let o2 = scanRow2.p
-                recurse(psi, signal, signalWeight: s == T - 1 ? 1 : 0, reg: reg.row(b), regWeight: 0, lBar2.row(b), lambda2.row(b), wBar2.row(b), o2)
-                for i in seq.inputSpikes.row(s * B + b) where mask[b * nIn + Int(i)] {
+                // §6.2 in the same pass: the L(T-1)-only recursion, subtracted at the left-out inputs.
+                guard let missing, !missing.inputs[b].isEmpty else { continue }
+                let o2 = missingTermScan.row.p
+                recurse(missingTermScan, b, psi, signal, signalWeight: s == T - 1 ? 1 : 0, regWeight: 0, o2)
+                for i in seq.inputSpikes.row(s * B + b) where leftOut[b * nIn + Int(i)] {
                     let acc = gInT.row(Int(i))
                     for j in 0..<nRec { acc[j] -= o2[j] }
+                    if b == missing.lastOfRun, let term {
+                        for j in 0..<nRec { term.gIn.p[j * nIn + Int(i)] += o2[j] }
+                    }
                 }
             }
         }
     }
-
 }

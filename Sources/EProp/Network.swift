@@ -105,6 +105,20 @@ public struct Propagators<S: Scalar>: Sendable {
     }
 }
 
+/// The trained weight matrices; every per-matrix list (weights, gradients, optimizer moments,
+/// checkpoint and output files) uses this order.
+public enum TrainedMatrix: Int, CaseIterable, Sendable {
+    case inRec, recRec, recOut
+    /// The name of the matrix in NEST's exports and the run folder (`w_in_rec_final.npy`, ...).
+    public var name: String {
+        switch self {
+        case .inRec: "w_in_rec"
+        case .recRec: "w_rec_rec"
+        case .recOut: "w_rec_out"
+        }
+    }
+}
+
 /// The trainable network: weights in the engine's scalar, layout `[post, pre]` as NEST.
 public final class Network<S: Scalar>: @unchecked Sendable {
     public let nIn: Int, nRec: Int, nOut: Int
@@ -125,6 +139,9 @@ public final class Network<S: Scalar>: @unchecked Sendable {
     public let wRecT: Matrix<S>
     /// `[nOut, nRec]` transposed feedback weights (fixed).
     public let feedbackT: Matrix<S>
+
+    /// The trained matrices in the order of `TrainedMatrix`.
+    public var trained: [Matrix<S>] { [wIn, wRec, wOut] }
 
     public init(_ initial: NetworkInit, config: TrainingConfig) {
         nIn = initial.nIn

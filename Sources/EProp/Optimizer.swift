@@ -1,40 +1,52 @@
 import Foundation
 
-/// NEST's weight optimizers for `eprop_synapse_bsshslm_2020` (spec 4.4), applied densely once
-/// per batch to every trained matrix, followed by clipping to [Wmin, Wmax].
-public final class Optimizer<S: Scalar>: @unchecked Sendable {
-    public let parameters: OptimizerParameters
+/// What an optimizer carries from one step to the next, as a value (the optax / NEST
+/// `weight_optimizer` split of a rule from its state): copying it copies the state.
+public struct OptimizerState<S: Scalar>: Sendable, Equatable {
     /// Optimizer steps taken so far (NEST's batch index t, 1-based at the step).
-    public internal(set) var step = 0
-    /// Adam's first and second moments, one pair per trained matrix (same shapes).
-    public let m: [Matrix<S>]
-    public let v: [Matrix<S>]
+    public var step = 0
+    /// Adam's first and second moments, one flat array per trained matrix (same shapes as the
+    /// weights, `[post * pre]`); empty for gradient descent, which has no moments.
+    public var firstMoment: [[S]] = []
+    public var secondMoment: [[S]] = []
 
-    public init(_ parameters: OptimizerParameters, shapes: [(rows: Int, cols: Int)]) {
-        self.parameters = parameters
-        m = shapes.map { Matrix(rows: $0.rows, cols: $0.cols) }
-        v = shapes.map { Matrix(rows: $0.rows, cols: $0.cols) }
+    public init(step: Int = 0, firstMoment: [[S]] = [], secondMoment: [[S]] = []) {
+        (self.step, self.firstMoment, self.secondMoment) = (step, firstMoment, secondMoment)
+    }
+}
+
+/// NEST's weight optimizers of `eprop_synapse_bsshslm_2020` (docs/mathematics.md §4.4), applied
+/// densely once per batch to every trained matrix, followed by clipping to [Wmin, Wmax]:
+/// `initialState` and `update`, with the state passed in and out explicitly.
+public struct Optimizer: Sendable {
+    public let parameters: OptimizerParameters
+
+    public init(_ parameters: OptimizerParameters) { self.parameters = parameters }
+
+    /// The state before the first step, for trained matrices of the given sizes (`rows * cols`).
+    public func initialState<S: Scalar>(_: S.Type = S.self, sizes: [Int]) -> OptimizerState<S> {
+        switch parameters.kind {
+        case .gradientDescent: return OptimizerState()
+        case .adam:
+            let zeros = sizes.map { [S](repeating: 0, count: $0) }
+            return OptimizerState(firstMoment: zeros, secondMoment: zeros)
+        }
     }
 
-    /// An independent copy (moments and step).
-    public func copy() -> Optimizer<S> {
-        let o = Optimizer(parameters, shapes: m.map { ($0.rows, $0.cols) })
-        o.restore(from: self)
-        return o
-    }
-
-    /// Takes over the moments and the step of `other`.
-    public func restore(from other: Optimizer<S>) {
-        step = other.step
-        for (a, b) in zip(m + v, other.m + other.v) { a.copy(from: b) }
+    /// Whether `state` has the moments this rule needs for matrices of `sizes`.
+    public func isValid<S: Scalar>(_ state: OptimizerState<S>, sizes: [Int]) -> Bool {
+        switch parameters.kind {
+        case .gradientDescent: return state.firstMoment.isEmpty && state.secondMoment.isEmpty
+        case .adam: return state.firstMoment.map(\.count) == sizes && state.secondMoment.map(\.count) == sizes
+        }
     }
 
     /// One step on each `weights[n]` with the batch-mean gradient `gradients[n]`.
     @_specialize(where S == Float)
     @_specialize(where S == Double)
-    public func apply(weights: [Matrix<S>], gradients: [Matrix<S>]) {
-        precondition(weights.count == m.count && gradients.count == m.count)
-        step += 1
+    public func update<S: Scalar>(_ state: inout OptimizerState<S>, weights: [Matrix<S>], gradients: [Matrix<S>]) {
+        precondition(weights.count == gradients.count)
+        state.step += 1
         let o = parameters
         let (wMin, wMax) = (S(o.wMin), S(o.wMax))
         switch o.kind {
@@ -44,17 +56,22 @@ public final class Optimizer<S: Scalar>: @unchecked Sendable {
                 for i in 0..<w.count { w.p[i] = min(wMax, max(wMin, w.p[i] - eta * g.p[i])) }
             }
         case .adam:
-            let t = Double(step)
+            precondition(state.firstMoment.count == weights.count && state.secondMoment.count == weights.count)
+            let t = Double(state.step)
             // The bias corrections go into the step size ("epsilon-hat" form, as NEST and TF).
             let stepSize = S(o.eta * (1 - Foundation.pow(o.beta2, t)).squareRoot() / (1 - Foundation.pow(o.beta1, t)))
             let (b1, b2, eps) = (S(o.beta1), S(o.beta2), S(o.epsilon))
             for n in 0..<weights.count {
-                let w = weights[n].p, g = gradients[n].p, mm = m[n].p, vv = v[n].p
-                for i in 0..<weights[n].count {
-                    // Same expression order as NEST's weight_optimizer.cpp.
-                    mm[i] = b1 * mm[i] + (1 - b1) * g[i]
-                    vv[i] = b2 * vv[i] + (1 - b2) * g[i] * g[i]
-                    w[i] = min(wMax, max(wMin, w[i] - stepSize * mm[i] / (vv[i].squareRoot() + eps)))
+                let w = weights[n].p, g = gradients[n].p, count = weights[n].count
+                state.firstMoment[n].withUnsafeMutableBufferPointer { mm in
+                    state.secondMoment[n].withUnsafeMutableBufferPointer { vv in
+                        for i in 0..<count {
+                            // Same expression order as NEST's weight_optimizer.cpp.
+                            mm[i] = b1 * mm[i] + (1 - b1) * g[i]
+                            vv[i] = b2 * vv[i] + (1 - b2) * g[i] * g[i]
+                            w[i] = min(wMax, max(wMin, w[i] - stepSize * mm[i] / (vv[i].squareRoot() + eps)))
+                        }
+                    }
                 }
             }
         }

@@ -192,52 +192,56 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
 
     public var resolvedLearningWindow: Int { learningWindow ?? sequence }
 
-    /// Checks every parameter; the error names the parameter (as on the command line) and the condition.
+    /// Checks every parameter; the error names the parameter and the condition it must meet.
     public func validate() throws {
         func require(_ ok: Bool, _ name: String, _ condition: String) throws {
             if !ok { throw ConfigError(parameter: name, requirement: condition) }
         }
-        try require(nIn > 0, "n-in", "n_in > 0 required (number of input neurons)")
-        try require(nRec > 0, "n-rec", "n_rec > 0 required (number of recurrent neurons)")
-        try require(nOut > 0, "n-out", "n_out > 0 required (number of readout neurons)")
+        try require(nIn > 0, "n_in", "n_in > 0 required (number of input neurons)")
+        try require(nRec > 0, "n_rec", "n_rec > 0 required (number of recurrent neurons)")
+        try require(nOut > 0, "n_out", "n_out > 0 required (number of readout neurons)")
         try require(sequence >= 2, "sequence", "sequence >= 2 time steps required")
         let lw = resolvedLearningWindow
-        try require(lw >= 1 && lw <= sequence, "learning-window", "1 <= learning_window <= sequence (\(sequence)) required")
+        try require(lw >= 1 && lw <= sequence, "learning_window", "1 <= learning_window <= sequence (\(sequence)) required")
         try require(iterations >= 1, "iterations", "iterations >= 1 required")
-        try require(inputSpikeProb >= 0 && inputSpikeProb <= 1, "input-spike-prob", "0 <= input_spike_prob <= 1 required")
+        try require(inputSpikeProb >= 0 && inputSpikeProb <= 1, "input_spike_prob", "0 <= input_spike_prob <= 1 required")
         try require(threads >= 1, "threads", "threads >= 1 required")
         let r = recurrent
-        try require(r.tauMMean > 0 && r.tauMMean.isFinite, "tau-m-mean", "tau_m_mean > 0 required (ms)")
-        try require(r.tauMStd >= 0 && r.tauMStd.isFinite, "tau-m-std", "tau_m_std >= 0 required (ms)")
-        try require(r.adaptTau > 0 && r.adaptTau.isFinite, "adapt-tau", "adapt_tau > 0 required (ms)")
-        try require(r.resolvedAdaptBeta >= 0 && r.resolvedAdaptBeta.isFinite, "adapt-beta", "adapt_beta >= 0 required")
-        try require(r.cM > 0 && r.cM.isFinite, "c-m", "C_m > 0 required (pF)")
-        try require((r.nAdaptive ?? 0) >= 0 && (r.nAdaptive ?? 0) <= nRec, "n-adaptive", "0 <= n_adaptive <= n_rec (\(nRec)) required")
-        try require(readout.loss == .meanSquaredError || nOut >= 2, "n-out", "n_out >= 2 required for the cross-entropy loss (softmax across readouts)")
-        try require(r.cReg >= 0 && r.cReg.isFinite, "c-reg", "c_reg >= 0 required")
-        try require(r.fTarget >= 0 && r.fTarget.isFinite, "f-target", "f_target >= 0 required (spikes/s)")
-        try require(r.vTh > r.eL && r.vTh.isFinite, "v-th", "V_th > E_L required (mV)")
-        try require(r.vMin < r.vTh, "v-min", "V_min < V_th required (mV)")
-        try require(r.tRef >= 0 && r.tRef.isFinite, "t-ref", "t_ref >= 0 required (ms)")
-        try require(r.resolvedHeight >= 0 && r.resolvedHeight.isFinite, "surrogate-gradient-height", "surrogate_gradient_height >= 0 required")
-        try require(r.resolvedWidth > 0 && r.resolvedWidth.isFinite, "surrogate-gradient-width", "surrogate_gradient_width > 0 required (mV)")
-        try require(r.iE.isFinite, "i-e", "I_e must be finite (pA)")
-        try require(readout.tauM > 0 && readout.tauM.isFinite, "tau-m-out", "readout tau_m > 0 required (ms)")
-        try require(readout.cM > 0 && readout.cM.isFinite, "c-m-out", "readout C_m > 0 required (pF)")
-        try require(readout.iE.isFinite, "i-e-out", "readout I_e must be finite (pA)")
+        try require(r.tauMMean > 0 && r.tauMMean.isFinite, "tau_m_mean", "tau_m_mean > 0 required (ms)")
+        try require(r.tauMStd >= 0 && r.tauMStd.isFinite, "tau_m_std", "tau_m_std >= 0 required (ms)")
+        try require(r.adaptTau > 0 && r.adaptTau.isFinite, "adapt_tau", "adapt_tau > 0 required (ms)")
+        try require(r.resolvedAdaptBeta >= 0 && r.resolvedAdaptBeta.isFinite, "adapt_beta", "adapt_beta >= 0 required")
+        try require(r.cM > 0 && r.cM.isFinite, "C_m", "C_m > 0 required (pF)")
+        try require((r.nAdaptive ?? 0) >= 0 && (r.nAdaptive ?? 0) <= nRec, "n_adaptive", "0 <= n_adaptive <= n_rec (\(nRec)) required")
+        try require(readout.loss == .meanSquaredError || nOut >= 2, "n_out", "n_out >= 2 required for the cross-entropy loss (softmax across readouts)")
+        try require(r.cReg >= 0 && r.cReg.isFinite, "c_reg", "c_reg >= 0 required")
+        try require(r.fTarget >= 0 && r.fTarget.isFinite, "f_target", "f_target >= 0 required (spikes/s)")
+        try require(r.vTh > r.eL && r.vTh.isFinite, "V_th", "V_th > E_L required (mV)")
+        try require(r.vMin < r.vTh, "V_min", "V_min < V_th required (mV)")
+        try require(r.tRef >= 0 && r.tRef.isFinite, "t_ref", "t_ref >= 0 required (ms)")
+        try require(r.resolvedHeight >= 0 && r.resolvedHeight.isFinite, "surrogate_gradient_height", "surrogate_gradient_height >= 0 required")
+        try require(r.resolvedWidth > 0 && r.resolvedWidth.isFinite, "surrogate_gradient_width", "surrogate_gradient_width > 0 required (mV)")
+        try require(r.iE.isFinite, "I_e", "I_e must be finite (pA)")
+        try require(readout.tauM > 0 && readout.tauM.isFinite, "readout.tau_m", "readout tau_m > 0 required (ms)")
+        try require(readout.cM > 0 && readout.cM.isFinite, "readout.C_m", "readout C_m > 0 required (pF)")
+        try require(readout.iE.isFinite, "readout.I_e", "readout I_e must be finite (pA)")
         let o = optimizer
-        try require(o.batchSize >= 1, "batch-size", "batch_size >= 1 required")
+        try require(o.batchSize >= 1, "batch_size", "batch_size >= 1 required")
         try require(o.eta > 0 && o.eta.isFinite, "eta", "eta > 0 required")
-        try require(o.beta1 >= 0 && o.beta1 < 1, "beta-1", "0 <= beta_1 < 1 required")
-        try require(o.beta2 >= 0 && o.beta2 < 1, "beta-2", "0 <= beta_2 < 1 required")
+        try require(o.beta1 >= 0 && o.beta1 < 1, "beta_1", "0 <= beta_1 < 1 required")
+        try require(o.beta2 >= 0 && o.beta2 < 1, "beta_2", "0 <= beta_2 < 1 required")
         try require(o.epsilon > 0 && o.epsilon.isFinite, "epsilon", "epsilon > 0 required")
-        try require(o.wMin <= o.wMax, "w-min", "Wmin <= Wmax required (pA)")
+        try require(o.wMin <= o.wMax, "Wmin", "Wmin <= Wmax required (pA)")
     }
 }
 
-/// A parameter that violates its condition.
+/// A parameter that violates its condition. `parameter` is the library's name of it (NEST's name
+/// where NEST has one, `readout.` in front of a readout's); a front end maps it to its own.
 public struct ConfigError: Error, CustomStringConvertible {
     public let parameter: String
     public let requirement: String
-    public var description: String { "invalid --\(parameter): \(requirement)" }
+    public init(parameter: String, requirement: String) {
+        (self.parameter, self.requirement) = (parameter, requirement)
+    }
+    public var description: String { "invalid \(parameter): \(requirement)" }
 }

@@ -1,16 +1,67 @@
 import Foundation
 
+/// Which iterations the recorders keep.
+public enum RecordedIterations: Codable, Equatable, Sendable {
+    case firstLast, all, none
+    /// 1-based iterations.
+    case list([Int])
+
+    /// `first-last`, `all`, `none`, or comma-separated 1-based iterations such as `1,100,5000`.
+    public init(parsing text: String) throws {
+        switch text {
+        case "first-last": self = .firstLast
+        case "all": self = .all
+        case "none": self = .none
+        default:
+            let parts = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !parts.isEmpty, parts.allSatisfy({ $0 != nil }) else {
+                throw ConfigError(parameter: "record_iterations", requirement: "first-last, all, none, or comma-separated iterations required (got '\(text)')")
+            }
+            self = .list(parts.map { $0! })
+        }
+    }
+
+    /// Whether 0-based `iteration` of a run of `total` iterations is recorded.
+    public func contains(_ iteration: Int, total: Int) -> Bool {
+        switch self {
+        case .firstLast: return iteration == 0 || iteration == total - 1
+        case .all: return true
+        case .none: return false
+        case .list(let l): return l.contains(iteration + 1)
+        }
+    }
+
+    /// How many of `total` iterations are recorded.
+    public func count(total: Int) -> Int {
+        switch self {
+        case .firstLast: return min(total, 2)
+        case .all: return total
+        case .none: return 0
+        case .list(let l): return Set(l).count
+        }
+    }
+}
+
 /// What to record, as the tutorial's recorders (multimeters, spike recorder, weight recorder).
-public struct RecordingOptions: Sendable {
+public struct RecordingOptions: Codable, Equatable, Sendable {
     /// Recurrent neurons 0 ..< nRecord get V_m, V_th_adapt, adaptation, surrogate_gradient and
     /// learning_signal every step (the tutorial's `n_record`, 1).
     public var nRecord = 1
     /// The weight recorder watches senders 0 ..< nRecordW of the input and recurrent populations
     /// and targets 0 ..< nRecordW of the recurrent population plus all readouts (`n_record_w`, 3).
     public var nRecordW = 3
-    /// Which 0-based iterations are recorded; `nil`: the first and the last.
-    public var iterations: Set<Int>? = nil
+    /// Which iterations are recorded.
+    public var iterations: RecordedIterations = .firstLast
     public init() {}
+
+    /// Checks the choice against a run of `total` iterations.
+    public func validate(iterations total: Int) throws {
+        guard nRecord >= 0 else { throw ConfigError(parameter: "n_record", requirement: "n_record >= 0 required") }
+        guard nRecordW >= 0 else { throw ConfigError(parameter: "n_record_w", requirement: "n_record_w >= 0 required") }
+        if case .list(let l) = iterations, !l.allSatisfy({ $0 >= 1 && $0 <= total }) {
+            throw ConfigError(parameter: "record_iterations", requirement: "first-last, all, none, or comma-separated iterations between 1 and iterations (\(total)) required")
+        }
+    }
 }
 
 /// Recordings with NEST's names, meanings and time stamps (spec 3.1, 3.2), in double precision.
@@ -58,7 +109,7 @@ public final class Recorder: @unchecked Sendable {
     }
 
     public func isRecorded(_ iteration: Int) -> Bool {
-        options.iterations.map { $0.contains(iteration) } ?? (iteration == 0 || iteration == iterations - 1)
+        options.iterations.contains(iteration, total: iterations)
     }
 
     /// Called after every forward pass (recorded or not: the learning-signal lag needs the

@@ -21,7 +21,7 @@ public enum Resources {
     public static func diskBytes(_ c: TrainingConfig, recording r: RecordingOptions) -> Double {
         let (nIn, nRec, nOut, T) = (Double(c.nIn), Double(c.nRec), Double(c.nOut), Double(c.sequence))
         let weights = (nRec * (nIn + nRec) + nOut * nRec) * 8
-        let recorded = Double(r.iterations?.count ?? min(c.iterations, 2)) * Double(c.optimizer.batchSize)
+        let recorded = Double(r.iterations.count(total: c.iterations)) * Double(c.optimizer.batchSize)
         // Per recorded sequence: multimeters, spikes (input rate as configured, recurrent up to
         // 100 Hz), weight-recorder events.
         let spikes = T * (c.inputSpikeProb * nIn + 0.1 * nRec) * 12

@@ -51,6 +51,14 @@ public final class RunFolder {
 
     deinit { if !committed { try? FileManager.default.removeItem(at: staging) } }
 
+    /// A fresh default run folder name under `parent`: `<parent>/<UTC date>-<time>-<pid>`.
+    public static func defaultName(under parent: String) -> String {
+        let f = DateFormatter()
+        f.dateFormat = "yyyyMMdd-HHmmss"
+        f.timeZone = TimeZone(identifier: "UTC")
+        return "\(parent)/\(f.string(from: Date()))-\(getpid())"
+    }
+
     public func url(_ name: String) -> URL { current.appendingPathComponent(name) }
 
     public func write(_ a: NPYArray, _ name: String) throws { try NPY.write(a, to: url(name)) }

@@ -40,9 +40,7 @@ public enum RunOutput {
         if classification {
             try folder.write(NPYArray(shape: [n], values: t.results.map { $0.accuracy ?? .nan }), "accuracy.npy")
         }
-        try folder.write(NPYArray(t.net.wIn), "w_in_rec_final.npy")
-        try folder.write(NPYArray(t.net.wRec), "w_rec_rec_final.npy")
-        try folder.write(NPYArray(t.net.wOut), "w_rec_out_final.npy")
+        for (m, w) in zip(TrainedMatrix.allCases, t.net.trained) { try folder.write(NPYArray(w), "\(m.name)_final.npy") }
         try t.recorder.write(to: folder)
 
         let secs = t.results.map(\.seconds).sorted()
@@ -64,8 +62,16 @@ public enum RunOutput {
         try enc.encode(record).write(to: folder.url("run.json"), options: .atomic)
     }
 
-    /// Peak resident memory of this process (MB), from getrusage.
+    /// Peak resident memory of this process (MB): the kernel's high-water mark `VmHWM` from
+    /// `/proc/self/status`. (`getrusage`'s `ru_maxrss` is no good here: it survives `exec`, so
+    /// under `swift run` it reports the build tool's peak.) Falls back to `ru_maxrss` where
+    /// `/proc` is missing.
     public static func peakMemoryMB() -> Double {
+        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+           let kB = Double(line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first ?? "") {
+            return kB / 1024
+        }
         var u = rusage()
         getrusage(RUSAGE_SELF.rawValue, &u)
         return Double(u.ru_maxrss) / 1024

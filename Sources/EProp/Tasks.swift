@@ -42,6 +42,29 @@ public final class Patterns: @unchecked Sendable {
 }
 
 extension Patterns {
+    /// User-defined patterns from `.npy` files: input `[n_in, T]` (0/1) and target `[n_out, T]`, or
+    /// `[K, n_in, T]` and `[K, n_out, T]` for K patterns used in turn; the sizes must be those of
+    /// the configuration.
+    public static func load(input inputURL: URL, target targetURL: URL, _ c: TrainingConfig) throws -> Patterns {
+        let x = try NPY.read(inputURL), y = try NPY.read(targetURL)
+        let (nIn, nOut, T) = (c.nIn, c.nOut, c.sequence)
+        let k = x.shape.count == 3 ? x.shape[0] : 1
+        let lead = x.shape.count == 3 ? [k] : []
+        guard x.shape == lead + [nIn, T] else {
+            throw ConfigError(parameter: "input", requirement: "\(inputURL.path): expected shape [n_in=\(nIn), T=\(T)] or [K, \(nIn), \(T)] (set n_in and sequence to match), got \(x.shape)")
+        }
+        guard y.shape == lead + [nOut, T] else {
+            throw ConfigError(parameter: "target", requirement: "\(targetURL.path): expected shape \(lead + [nOut, T]) (set n_out to match), got \(y.shape)")
+        }
+        guard x.values.allSatisfy({ $0 == 0 || $0 == 1 }) else {
+            throw ConfigError(parameter: "input", requirement: "\(inputURL.path): values must be 0 or 1 (spike or not)")
+        }
+        guard y.values.allSatisfy(\.isFinite) else {
+            throw ConfigError(parameter: "target", requirement: "\(targetURL.path): values must be finite")
+        }
+        return Patterns(input: x, target: y)
+    }
+
     /// Patterns from arrays `[n_in, T]` and `[n_out, T]` (one frozen pattern) or `[K, n_in, T]` and
     /// `[K, n_out, T]` (one per sequence); the caller has checked the shapes and values.
     public convenience init(input x: NPYArray, target y: NPYArray) {

@@ -1,4 +1,4 @@
-/// The reference "traces" form (spec 5.2, the NEST/TensorFlow formulation): eligibility traces
+/// The reference "traces" form (docs/mathematics.md §5.2, the NEST/TensorFlow formulation): eligibility traces
 /// kept as `[nRec, nPre]` matrices (pre = inputs then recurrent neurons) and advanced every step.
 ///
 /// Runs after the forward pass over the stored histories, one sequence at a time, so that the
@@ -38,7 +38,7 @@ public final class TraceGradient<S: Scalar>: GradientComputer {
 
     @_specialize(where S == Float)
     @_specialize(where S == Double)
-    public func accumulate(_ net: Network<S>, _ seq: SequenceBuffers<S>, _ ctx: GradientContext, into g: Gradients<S>) {
+    public func accumulate(_ net: Network<S>, _ seq: SequenceBuffers<S>, _ ctx: GradientContext, into g: Gradients<S>, term: Gradients<S>) {
         let B = batch, T = steps, nIn = self.nIn, nRec = self.nRec, nOut = self.nOut, nPre = self.nPre
         let P = net.prop
         let (kappa, rho) = (P.kappa, P.rho)
@@ -75,15 +75,19 @@ public final class TraceGradient<S: Scalar>: GradientComputer {
                     for i in 0..<nRec { gk[i] += err[k] * zTilde.p[i] }
                 }
             }
-            // Regularizer: r_j sum_s e_ji(s), with this sequence's own rate (spec 2.4, 4.3).
+            // Regularizer: r_j sum_s e_ji(s), with this sequence's own rate (§2.4, §4.3).
             for j in 0..<nRec {
                 let r = seq.rateRegularizer(b, j, cReg: S(ctx.cReg), fTarget: P.fTargetPerStep)
                 for i in 0..<nPre { gp[j * nPre + i] += r * es[j * nPre + i] }
             }
-            // Spec 6.2: NEST leaves out L(T-1) ebar(T-1) for these input columns.
+            // §6.2: NEST leaves out L(T-1) ebar(T-1) for these input columns.
             let lastSignal = seq.learningSignal.row((T - 1) * B + b)
-            for i in ctx.droppedLastTerm[b] {
-                for j in 0..<nRec { gp[j * nPre + i] -= lastSignal[j] * eb[j * nPre + i] }
+            for i in ctx.missingLastTerm.inputs[b] {
+                for j in 0..<nRec {
+                    let leftOut = lastSignal[j] * eb[j * nPre + i]
+                    gp[j * nPre + i] -= leftOut
+                    if b == ctx.missingLastTerm.lastOfRun { term.gIn[j, i] += leftOut }
+                }
             }
         }
         for j in 0..<nRec {

@@ -28,11 +28,17 @@ final class Shard<S: Scalar>: @unchecked Sendable {
     let computer: any GradientComputer<S>
     /// Gradient summed over the shard's sequences.
     let gradients: Gradients<S>
+    /// NEST's left-out L(T-1) terms of the current batch's sequences in this shard.
+    var missingLastTerm: MissingLastTerm
+    /// The left-out term of the run's last sequence on its own (when this shard holds it).
+    let lastTerm: Gradients<S>
 
     init(first: Int, size: Int, steps T: Int, config: TrainingConfig, net: Network<S>, nRecord: Int, initial: NetworkInit) {
         self.first = first
         seq = SequenceBuffers(batch: size, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut, nRecord: nRecord)
         gradients = Gradients(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
+        lastTerm = Gradients(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
+        missingLastTerm = .none(batch: size)
         switch config.gradient {
         case .adjoint: computer = AdjointGradient(batch: size, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut, kernel: config.kernel)
         case .traces: computer = TraceGradient(batch: size, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
@@ -46,7 +52,8 @@ final class Shard<S: Scalar>: @unchecked Sendable {
 
 /// Trains a network on a task's patterns (the same frozen pattern in every sequence, as in the
 /// tutorial, or one pattern per sequence). One iteration = `batchSize` sequences simulated with
-/// frozen weights, their mean gradient, and one optimizer step (NEST's batch semantics, spec 4.3).
+/// frozen weights, their mean gradient, and one optimizer step (NEST's batch semantics,
+/// docs/mathematics.md §4.3).
 ///
 /// The batch is split into shards of at most `shardSize` sequences, independent of the thread
 /// count; `config.threads` workers simulate shards concurrently and the shard gradients are
@@ -60,18 +67,17 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
     public let net: Network<S>
     /// Mean gradient of the last batch.
     public let gradients: Gradients<S>
-    public let optimizer: Optimizer<S>
+    public let optimizer: Optimizer
+    public private(set) var optimizerState: OptimizerState<S>
     let shards: [Shard<S>]
-    /// Input columns of each sequence of the current batch that spike at step 1 of the next sequence.
-    private var nextStepOneInputs: [[Int]] = []
 
     public internal(set) var iteration = 0
     public internal(set) var results: [IterationResult] = []
-    /// After the last iteration: weights and optimizer state as a longer run would have them.
-    /// They differ from the final ones only by NEST's missing L(T-1) term (spec 6.2), which a
-    /// run's last sequence keeps; a checkpoint stores this state so that resuming continues
-    /// exactly as one long run.
-    public private(set) var continuation: (weights: [Matrix<S>], optimizer: Optimizer<S>)?
+    /// After the last iteration, if it differs from the final state: the weights and optimizer
+    /// state a longer run would have. The run's last sequence keeps NEST's L(T-1) term (its forced
+    /// final update), a longer run leaves it out (§6.2); a checkpoint stores this state so that
+    /// resuming continues exactly as one long run.
+    public private(set) var continuation: (weights: [Matrix<S>], optimizerState: OptimizerState<S>)?
     /// Recordings of the chosen iterations (NEST's recorders).
     public let recorder: Recorder
 
@@ -86,26 +92,21 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         }
         recorder = Recorder(recording, iterations: config.iterations, batch: B, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
         gradients = Gradients(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
-        optimizer = Optimizer(config.optimizer, shapes: [net.wIn, net.wRec, net.wOut].map { ($0.rows, $0.cols) })
+        optimizer = Optimizer(config.optimizer)
+        optimizerState = optimizer.initialState(sizes: net.trained.map(\.count))
     }
 
-    /// Forward pass and gradient of one shard (runs on a worker thread). With `continuing`, every
-    /// sequence is treated as having a successor (the run goes on).
+    /// Forward pass and gradient of one shard (runs on a worker thread).
     @_specialize(where S == Float)
     @_specialize(where S == Double)
-    private func simulate(_ shard: Shard<S>, into g: Gradients<S>? = nil, continuing: Bool = false) {
-        let B = config.optimizer.batchSize, seq = shard.seq
-        let totalSequences = continuing ? Int.max : config.iterations * B
+    private func simulate(_ shard: Shard<S>) {
+        let seq = shard.seq
         for b in 0..<seq.batch { seq.isFirstOfRun.p[b] = (iteration == 0 && shard.first + b == 0) ? 1 : 0 }
         seq.forward(net, learningWindow: config.resolvedLearningWindow, kernel: config.kernel)
-        // Spec 6.2: the term is missing for every sequence that has a successor in the run.
-        let dropped = (0..<seq.batch).map { b -> [Int] in
-            let k = iteration * B + shard.first + b
-            return config.nestMissingLearningSignal && k < totalSequences - 1 ? nextStepOneInputs[shard.first + b] : []
-        }
-        let g = g ?? shard.gradients
-        g.zero()
-        shard.computer.accumulate(net, seq, GradientContext(cReg: config.recurrent.cReg, droppedLastTerm: dropped, kernel: config.kernel), into: g)
+        shard.gradients.zero()
+        if shard.missingLastTerm.lastOfRun != nil { shard.lastTerm.zero() }
+        let ctx = GradientContext(cReg: config.recurrent.cReg, missingLastTerm: shard.missingLastTerm, kernel: config.kernel)
+        shard.computer.accumulate(net, seq, ctx, into: shard.gradients, term: shard.lastTerm)
     }
 
     /// Runs one iteration and returns its result.
@@ -113,6 +114,7 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
     @_specialize(where S == Float)
     @_specialize(where S == Double)
     public func step() -> IterationResult {
+        precondition(iteration < config.iterations, "the run has all \(config.iterations) iterations")
         let start = ContinuousClock.now
         let B = config.optimizer.batchSize, T = initial.steps, nOut = net.nOut
         loadPatterns()
@@ -140,10 +142,21 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
             }
             for q in 0..<seq.spikeCount.count { spikes += Double(seq.spikeCount.p[q]) }
         }
-        if iteration == config.iterations - 1 { prepareContinuation() }
-        gradients.finish(batchSize: B, averageOver: config.averageGradient ? config.resolvedLearningWindow : nil)
-        optimizer.apply(weights: [net.wIn, net.wRec, net.wOut], gradients: gradients.all)
-        for j in 0..<net.nRec { net.wRec[j, j] = 0 }  // no autapses, whatever Wmin is
+        let averageOver = config.averageGradient ? config.resolvedLearningWindow : nil
+        if let last = shards.last, last.missingLastTerm.lastOfRun != nil {
+            // The run's last step: a longer run steps without the last sequence's L(T-1) term,
+            // NEST's forced final update with it.
+            let longer = Gradients<S>(nIn: net.nIn, nRec: net.nRec, nOut: nOut)
+            longer.add(gradients)
+            longer.finish(batchSize: B, averageOver: averageOver)
+            let weights = net.trained.map { $0.converted(to: S.self) }
+            var state = optimizerState
+            applyUpdate(&state, to: weights, longer)
+            continuation = (weights, state)
+            gradients.add(last.lastTerm)
+        }
+        gradients.finish(batchSize: B, averageOver: averageOver)
+        applyUpdate(&optimizerState, to: net.trained, gradients)
         net.refreshTransposes()
 
         let elapsed = ContinuousClock.now - start
@@ -158,22 +171,36 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         return result
     }
 
+    /// One optimizer step on `weights` (in the order of `TrainedMatrix`); no autapses, whatever Wmin is.
+    private func applyUpdate(_ state: inout OptimizerState<S>, to weights: [Matrix<S>], _ g: Gradients<S>) {
+        optimizer.update(&state, weights: weights, gradients: g.all)
+        let wRec = weights[TrainedMatrix.recRec.rawValue]
+        for j in 0..<net.nRec { wRec[j, j] = 0 }
+    }
+
     /// The first quantity of the last iteration that is NaN or infinite (loss, membrane voltage,
     /// gradients, weights), or nil.
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
     public func firstNonFinite() -> String? {
         if let r = results.last, !r.loss.isFinite { return "loss (\(r.loss))" }
-        for shard in shards where !(0..<shard.seq.v.count).allSatisfy({ shard.seq.v.p[$0].isFinite }) {
-            return "membrane voltage V_m"
+        func firstBad(_ m: Matrix<S>) -> Int? {
+            let p = m.p
+            var sum: S = 0  // NaN and infinity propagate through the sum: one branch-free pass
+            for i in 0..<m.count { sum += p[i] * 0 }
+            guard !sum.isFinite else { return nil }
+            return (0..<m.count).first { !p[$0].isFinite }
         }
-        for (name, m) in zip(["gradient of w_in_rec", "gradient of w_rec_rec", "gradient of w_rec_out", "w_in_rec", "w_rec_rec", "w_rec_out"],
-                             gradients.all + [net.wIn, net.wRec, net.wOut]) {
-            if let i = (0..<m.count).first(where: { !m.p[$0].isFinite }) { return "\(name)[\(i / m.cols), \(i % m.cols)] (\(m.p[i]))" }
+        for shard in shards where firstBad(shard.seq.v) != nil { return "membrane voltage V_m" }
+        let names = TrainedMatrix.allCases.map { "gradient of \($0.name)" } + TrainedMatrix.allCases.map(\.name)
+        for (m, name) in zip(gradients.all + net.trained, names) {
+            if let i = firstBad(m) { return "\(name)[\(i / m.cols), \(i % m.cols)] (\(m.p[i]))" }
         }
         return nil
     }
 
-    /// Loads this batch's input patterns and targets (unless frozen) and, for NEST's missing
-    /// L(T-1) term, the inputs that spike at step 1 of each sequence's successor.
+    /// Loads this batch's input patterns and targets (unless frozen) and NEST's left-out L(T-1)
+    /// terms of its sequences.
     private func loadPatterns() {
         let B = config.optimizer.batchSize, patterns = initial.patterns
         if !patterns.isFrozen {  // frozen patterns were loaded once, when the shards were made
@@ -184,34 +211,19 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
                 }
             }
         }
-        nextStepOneInputs = (0..<B).map { b in
-            let next = patterns.sequence(iteration * B + b + 1).input
-            return (0..<net.nIn).filter { next[$0, 1] != 0 }
+        for shard in shards {
+            shard.missingLastTerm = config.nestMissingLearningSignal
+                ? MissingLastTerm.of(patterns, first: iteration * B + shard.first, count: shard.seq.batch, total: config.iterations * B)
+                : .none(batch: shard.seq.batch)
         }
     }
 
-    /// Before the last optimizer step (shard gradients ready): the step a longer run would take.
-    private func prepareContinuation() {
-        let B = config.optimizer.batchSize
-        let alt = Gradients<S>(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
-        let last = Gradients<S>(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
-        let redo = config.nestMissingLearningSignal && !nextStepOneInputs[B - 1].isEmpty
-        if redo { simulate(shards[shards.count - 1], into: last, continuing: true) }
-        for (i, shard) in shards.enumerated() { alt.add(i == shards.count - 1 && redo ? last : shard.gradients) }
-        alt.finish(batchSize: B, averageOver: config.averageGradient ? config.resolvedLearningWindow : nil)
-        let weights = [net.wIn, net.wRec, net.wOut].map { $0.converted(to: S.self) }
-        let opt = optimizer.copy()
-        opt.apply(weights: weights, gradients: alt.all)
-        for j in 0..<net.nRec { weights[1][j, j] = 0 }
-        continuation = (weights, opt)
-    }
-
     /// Sets the state of a checkpoint: completed iterations, their results, weights, optimizer.
-    func restore(iteration: Int, results: [IterationResult], weights: [Matrix<S>], optimizer state: Optimizer<S>) {
+    func restore(iteration: Int, results: [IterationResult], weights: [Matrix<S>], optimizerState: OptimizerState<S>) {
         self.iteration = iteration
         self.results = results
-        for (w, src) in zip([net.wIn, net.wRec, net.wOut], weights) { w.copy(from: src) }
-        optimizer.restore(from: state)
+        for (w, src) in zip(net.trained, weights) { w.copy(from: src) }
+        self.optimizerState = optimizerState
         net.refreshTransposes()
     }
 }

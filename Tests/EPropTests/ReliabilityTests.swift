@@ -17,24 +17,30 @@ final class ReliabilityTests: XCTestCase {
 
     /// 10 iterations straight == 5, checkpoint, resume, 5 more: bitwise, in both precisions and
     /// both gradient methods (with NEST's missing-term quirk on, which the continuation handles).
-    private func checkResume<S: Scalar>(_: S.Type, _ method: GradientMethod) throws {
+    private func checkResume<S: Scalar>(_: S.Type, _ method: GradientMethod, optimizer: OptimizerKind = .adam) throws {
         var c = smallConfig()
-        (c.gradient, c.precision, c.iterations) = (method, S.self == Float.self ? .float : .double, 10)
+        (c.gradient, c.precision, c.iterations, c.optimizer.kind) = (method, S.self == Float.self ? .float : .double, 10, optimizer)
         let initial = InfiniteLoopTask.generate(c)
         var none = RecordingOptions()
-        none.iterations = []
+        none.iterations = .none
         let straight = Trainer<S>(config: c, initial: initial, recording: none)
-        for _ in 0..<10 { straight.step() }
+        for _ in 0..<5 { straight.step() }
+        let straightAt5 = flatWeights(straight)
+        for _ in 0..<5 { straight.step() }
 
         var first = c
         first.iterations = 5
         let part = Trainer<S>(config: first, initial: initial, recording: none)
         for _ in 0..<5 { part.step() }
-        let folder = tmp.appendingPathComponent("\(S.self)-\(method)")
+        let folder = tmp.appendingPathComponent("\(S.self)-\(method)-\(optimizer)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        try Checkpoint.write(part, in: folder)
-        // The first part's own final weights keep NEST's last-sequence term: they differ.
-        XCTAssertNotEqual(flatWeights(part), flatWeights(Trainer<S>(config: c, initial: initial, recording: none)))
+        try Checkpoint.write(part, in: folder, checkpointEvery: 5)
+        // The first leg's own final weights keep NEST's last-sequence term (its forced final
+        // update), so they differ from what the longer run reaches after 5 iterations; the
+        // checkpoint holds the latter.
+        XCTAssertNotEqual(flatWeights(part).map(\.bitPattern), straightAt5.map(\.bitPattern), "the small task must exercise the last-sequence term")
+        let stored = try TrainedMatrix.allCases.flatMap { try NPY.read(folder.appendingPathComponent("checkpoint/\($0.name).npy")).values }
+        XCTAssertEqual(stored.map(\.bitPattern), straightAt5.map(\.bitPattern), "\(S.self) \(method): the checkpoint is not the longer run's state")
 
         let resumed = Trainer<S>(config: c, initial: initial, recording: none)
         try Checkpoint.restore(resumed, from: folder)
@@ -42,19 +48,33 @@ final class ReliabilityTests: XCTestCase {
         for _ in 0..<5 { resumed.step() }
         XCTAssertEqual(flatWeights(resumed).map(\.bitPattern), flatWeights(straight).map(\.bitPattern), "\(S.self) \(method): weights differ")
         XCTAssertEqual(resumed.results.map(\.loss).map(\.bitPattern), straight.results.map(\.loss).map(\.bitPattern), "\(S.self) \(method): losses differ")
+        XCTAssertEqual(resumed.optimizerState, straight.optimizerState, "\(S.self) \(method): optimizer states differ")
     }
 
     func testResumeIsExactFloatAdjoint() throws { try checkResume(Float.self, .adjoint) }
     func testResumeIsExactFloatTraces() throws { try checkResume(Float.self, .traces) }
     func testResumeIsExactDoubleAdjoint() throws { try checkResume(Double.self, .adjoint) }
     func testResumeIsExactDoubleTraces() throws { try checkResume(Double.self, .traces) }
+    func testResumeIsExactGradientDescent() throws { try checkResume(Double.self, .adjoint, optimizer: .gradientDescent) }
+
+    /// Gradient descent has no moments: its checkpoint stores none.
+    func testGradientDescentCheckpointHasNoMoments() throws {
+        var c = smallConfig()
+        (c.iterations, c.optimizer.kind) = (1, .gradientDescent)
+        let t = Trainer<Double>(config: c, initial: InfiniteLoopTask.generate(c))
+        t.step()
+        try Checkpoint.write(t, in: tmp, checkpointEvery: 1)
+        let files = try FileManager.default.contentsOfDirectory(atPath: tmp.appendingPathComponent("checkpoint").path)
+        XCTAssertEqual(files.filter { $0.hasPrefix("adam") }, [])
+        XCTAssertEqual(t.optimizerState.firstMoment.count, 0)
+    }
 
     func testCorruptCheckpointIsRejected() throws {
         var c = smallConfig()
         c.iterations = 2
         let t = Trainer<Double>(config: c, initial: InfiniteLoopTask.generate(c))
         t.step()
-        try Checkpoint.write(t, in: tmp)
+        try Checkpoint.write(t, in: tmp, checkpointEvery: 1)
         try Data("{\"format_version\": 1, \"garbage\": true}".utf8).write(to: tmp.appendingPathComponent("checkpoint/checkpoint.json"))
         XCTAssertThrowsError(try Checkpoint.restore(t, from: tmp)) { XCTAssertTrue("\($0)".contains("not a valid checkpoint"), "\($0)") }
     }

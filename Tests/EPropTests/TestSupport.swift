@@ -61,7 +61,7 @@ func assertFinalStateMatches<S: Scalar>(_ t: Trainer<S>, export dir: URL, file: 
 /// Runs `iterations` training iterations.
 func train<S: Scalar>(_: S.Type, _ config: TrainingConfig, _ initial: NetworkInit) -> Trainer<S> {
     var recording = RecordingOptions()
-    recording.iterations = Set(0..<config.iterations)
+    recording.iterations = .all
     let t = Trainer<S>(config: config, initial: initial, recording: recording)
     for _ in 0..<config.iterations { t.step() }
     return t

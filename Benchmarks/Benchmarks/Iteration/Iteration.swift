@@ -43,7 +43,7 @@ final class TrainState<S: Scalar>: @unchecked Sendable {
         c.threads = threads
         let initial = InfiniteLoopTask.generate(c)
         var rec = RecordingOptions()
-        rec.iterations = []  // record nothing
+        rec.iterations = .none  // record nothing
         trainer = Trainer<S>(config: c, initial: initial, recording: rec)
     }
 }

@@ -4,13 +4,13 @@ import Foundation
 /// `--config FILE`: a JSON object of options, keys being option names without the dashes.
 /// Each key is checked by parsing it alone, so an unknown key or a value of the wrong type is
 /// reported with the key's name before any work is done.
-enum ConfigFile {
+public enum ConfigFile {
     struct Failure: Error, CustomStringConvertible {
         let description: String
     }
 
     /// The arguments with `--config FILE` replaced by the file's options (placed first).
-    static func expand(_ args: [String]) throws -> [String] {
+    public static func expand(_ args: [String]) throws -> [String] {
         guard let i = args.firstIndex(where: { $0 == "--config" || $0.hasPrefix("--config=") }) else { return args }
         let path: String
         var rest = args

@@ -1,0 +1,175 @@
+import Foundation
+
+/// Everything a training run needs, resolved and checked: the configuration, the initial state,
+/// what to record and how often to checkpoint. Made by a front end (the command line, a
+/// notebook driver, a test) or by `RunPlan.resuming` from a run folder's checkpoint.
+public struct RunPlan: Sendable {
+    public var config: TrainingConfig
+    public var initial: NetworkInit
+    public var recording: RecordingOptions
+    /// Write a checkpoint every this many iterations and at the end (0: never).
+    public var checkpointEvery: Int
+    /// Where the initial state came from, for `run.json` ("seed 1", a folder, ...).
+    public var initSource: String
+    /// Whether the run continues the checkpoint in its folder.
+    public internal(set) var resuming = false
+
+    public init(config: TrainingConfig, initial: NetworkInit, recording: RecordingOptions = RecordingOptions(), checkpointEvery: Int = 0, initSource: String) {
+        self.config = config
+        self.initial = initial
+        self.recording = recording
+        self.checkpointEvery = checkpointEvery
+        self.initSource = initSource
+    }
+
+    /// Checks the configuration, the recording choice and that the run fits this machine's memory
+    /// and the disk holding `out` (before any initial state is drawn or loaded).
+    public static func validate(_ config: TrainingConfig, recording: RecordingOptions, checkpointEvery: Int, out: URL) throws {
+        try config.validate()
+        guard checkpointEvery >= 0 else { throw ConfigError(parameter: "checkpoint_every", requirement: "checkpoint_every >= 0 required") }
+        try recording.validate(iterations: config.iterations)
+        try Resources.check(config, recording: recording, out: out)
+    }
+
+    /// The plan that continues the run in `folder` from its checkpoint, up to `iterations` in total.
+    /// The configuration, recordings and checkpoint cadence come from the checkpoint;
+    /// `threads` (which does not change results) may differ.
+    public static func resuming(_ folder: URL, iterations: Int?, threads: Int? = nil) throws -> RunPlan {
+        _ = try RunFolder(existing: folder)
+        let record = try Checkpoint.readRecord(folder)
+        guard let iterations else {
+            throw ConfigError(parameter: "iterations", requirement: "the total number of iterations to reach is required to resume (the run in \(folder.path) has \(record.completed_iterations))")
+        }
+        var config = record.config
+        config.iterations = iterations
+        if let threads { config.threads = threads }
+        guard iterations > record.completed_iterations else {
+            throw ConfigError(parameter: "iterations", requirement: "the run in \(folder.path) already has \(record.completed_iterations) iterations; pass a larger total to continue it")
+        }
+        // Generated trials are not stored: they are redrawn from the seed.
+        let stored = FileManager.default.fileExists(atPath: folder.appendingPathComponent("input_spike_bool_seq.npy").path)
+        let initial = stored ? try NESTExport.load(folder) : TaskGenerator.generate(config)
+        try validate(config, recording: record.recording, checkpointEvery: record.checkpoint_every, out: folder)
+        var plan = RunPlan(config: config, initial: initial, recording: record.recording, checkpointEvery: record.checkpoint_every,
+                           initSource: "resumed from \(folder.path)")
+        plan.resuming = true
+        return plan
+    }
+}
+
+/// How a run ended.
+public enum RunOutcome: Sendable, Equatable {
+    /// All iterations done.
+    case complete
+    /// Stopped at the front end's request (for example a signal, whose number it passed) after
+    /// the iteration in progress; a checkpoint and the outputs so far are written.
+    case interrupted(signal: Int32)
+    /// A NaN or infinity appeared in `quantity` at 1-based `iteration`; the outputs so far are
+    /// written (status "diverged") and the last good checkpoint, if any, is kept.
+    case diverged(iteration: Int, quantity: String, checkpointKept: Bool)
+}
+
+/// The result of `TrainingRun.run`: how it ended and the summary a front end prints.
+public struct RunSummary: Sendable {
+    public let outcome: RunOutcome
+    /// Iterations completed (over all legs of a resumed run).
+    public let completedIterations: Int
+    public let finalLoss: Double
+    /// Means over this process's iterations.
+    public let meanRateHz: Double
+    public let secondsPerIteration: Double
+    public let peakMemoryMB: Double
+    /// The run folder.
+    public let folder: URL
+}
+
+/// What the front end tells a run as it goes and learns from it.
+public struct RunControl {
+    /// Asked before every iteration; a non-nil value (a signal number, or any code) stops the run
+    /// cooperatively after writing a checkpoint and the outputs.
+    public var stopRequested: () -> Int32? = { nil }
+    /// Called after every iteration with its result (progress, logging).
+    public var onIteration: (IterationResult) -> Void = { _ in }
+    /// For `run.json`: the command that started the run and the source's git commit.
+    public var commandLine: [String] = []
+    public var gitCommit = "unknown"
+
+    public init(stopRequested: @escaping () -> Int32? = { nil }, onIteration: @escaping (IterationResult) -> Void = { _ in },
+                commandLine: [String] = [], gitCommit: String = "unknown") {
+        self.stopRequested = stopRequested
+        self.onIteration = onIteration
+        self.commandLine = commandLine
+        self.gitCommit = gitCommit
+    }
+}
+
+/// A training run: a trainer, its run folder and its checkpoints. It runs iterations until the
+/// configured total, writing checkpoints at the plan's cadence, stops cooperatively when asked,
+/// detects divergence, and leaves complete outputs in the folder in every case.
+public final class TrainingRun<S: Scalar> {
+    public let plan: RunPlan
+    public let trainer: Trainer<S>
+    public let folder: RunFolder
+
+    /// A run of `plan` writing into `folder`; when the plan resumes, the trainer takes the
+    /// checkpoint's state.
+    public init(_ plan: RunPlan, folder: RunFolder) throws {
+        self.plan = plan
+        self.folder = folder
+        trainer = Trainer<S>(config: plan.config, initial: plan.initial, recording: plan.recording)
+        if plan.resuming { try Checkpoint.restore(trainer, from: folder.final) }
+    }
+
+    /// Runs the remaining iterations.
+    public func run(_ control: RunControl = RunControl()) throws -> RunSummary {
+        let start = ContinuousClock.now
+        let config = plan.config
+        let firstIteration = trainer.iteration
+        func writeOutputs(status: String) throws {
+            try RunOutput.write(trainer, to: folder, commandLine: control.commandLine, initSource: plan.initSource,
+                                trainSeconds: (ContinuousClock.now - start).seconds, status: status, gitCommit: control.gitCommit)
+            try folder.commit()
+        }
+        func checkpoint() throws {
+            try writeOutputs(status: "running")
+            try Checkpoint.write(trainer, in: folder.final, checkpointEvery: plan.checkpointEvery)
+        }
+        func summary(_ outcome: RunOutcome) -> RunSummary {
+            let mine = trainer.results[firstIteration...]
+            let n = Double(max(mine.count, 1))
+            return RunSummary(
+                outcome: outcome, completedIterations: trainer.iteration, finalLoss: trainer.results.last?.loss ?? .nan,
+                meanRateHz: mine.map(\.rateHz).reduce(0, +) / n, secondsPerIteration: mine.map(\.seconds).reduce(0, +) / n,
+                peakMemoryMB: RunOutput.peakMemoryMB(), folder: folder.final)
+        }
+
+        while trainer.iteration < config.iterations {
+            if let signal = control.stopRequested() {
+                if trainer.iteration > 0 { try checkpoint() }
+                try writeOutputs(status: "interrupted")
+                return summary(.interrupted(signal: signal))
+            }
+            let result = trainer.step()
+            if let bad = trainer.firstNonFinite() {
+                try writeOutputs(status: "diverged")
+                let kept = FileManager.default.fileExists(atPath: folder.final.appendingPathComponent("checkpoint").path)
+                return summary(.diverged(iteration: result.iteration + 1, quantity: bad, checkpointKept: kept))
+            }
+            control.onIteration(result)
+            let every = plan.checkpointEvery
+            if every > 0 && (trainer.iteration % every == 0 || trainer.iteration == config.iterations) { try checkpoint() }
+        }
+        try writeOutputs(status: "complete")
+        return summary(.complete)
+    }
+}
+
+extension RunPlan {
+    /// Runs the plan in `folder` in its configured precision.
+    public func run(in folder: RunFolder, _ control: RunControl = RunControl()) throws -> RunSummary {
+        switch config.precision {
+        case .float: return try TrainingRun<Float>(self, folder: folder).run(control)
+        case .double: return try TrainingRun<Double>(self, folder: folder).run(control)
+        }
+    }
+}
