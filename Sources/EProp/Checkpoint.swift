@@ -122,7 +122,7 @@ public enum Checkpoint {
             }
         }
         t.restore(iteration: record.completed_iterations, results: record.results, weights: weights, optimizerState: state)
-        if record.recorder_last_signal.count == 3 && record.recorder_last_signal.allSatisfy({ $0.count == t.recorder.lastSignal[0].count }) {
+        if record.recorder_last_signal.count == NESTStamp.learningSignalLag && record.recorder_last_signal.allSatisfy({ $0.count == t.recorder.lastSignal[0].count }) {
             t.recorder.lastSignal = record.recorder_last_signal
         }
         if let g = record.trial_generator { t.initial.patterns.restoreGenerator(g) }

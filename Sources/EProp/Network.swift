@@ -1,7 +1,7 @@
 import Foundation
 
 /// Constants derived once from the parameters and the time step (dt = 1 ms), in the engine's
-/// scalar. Voltages are relative to E_L, as NEST keeps them (spec 1.1).
+/// scalar. Voltages are relative to E_L, as NEST keeps them (docs/mathematics.md §1.1).
 public struct Propagators<S: Scalar>: Sendable {
     /// `[1, nRec]` membrane propagator alpha_j = exp(-dt / tau_m,j).
     public let alpha: Matrix<S>
@@ -74,34 +74,45 @@ public struct Propagators<S: Scalar>: Sendable {
     /// Replaces each distance d = v - A in `d[0 ..< count]` by psi(d), or 0 where the neuron is
     /// refractory. One loop per function, so that each vectorizes.
     @inline(__always) func surrogateGradient(_ d: UnsafeMutablePointer<S>, count: Int, refractory: UnsafePointer<Int32>) {
-        let (h, w) = (height, width)
         switch surrogate {
-        case .piecewiseLinear:
-            for j in 0..<count { d[j] = refractory[j] == 0 ? h * max(0, 1 - abs(d[j]) / w) : 0 }
-        case .fastSigmoidDerivative:
-            for j in 0..<count {
-                let x = abs(d[j]) / w
-                d[j] = refractory[j] == 0 ? h / ((1 + x) * (1 + x)) : 0
-            }
-        case .arctanDerivative:
-            for j in 0..<count {
-                let x = abs(d[j]) / w
-                d[j] = refractory[j] == 0 ? h / (1 + x * x) : 0
-            }
-        case .exponential:
-            for j in 0..<count { d[j] = refractory[j] == 0 ? psi(d[j]) : 0 }
+        case .piecewiseLinear: applySurrogate(.piecewiseLinear, d, count, refractory)
+        case .exponential: applySurrogate(.exponential, d, count, refractory)
+        case .fastSigmoidDerivative: applySurrogate(.fastSigmoidDerivative, d, count, refractory)
+        case .arctanDerivative: applySurrogate(.arctanDerivative, d, count, refractory)
         }
     }
 
-    /// psi(d), d = v - A (spec 1.1).
-    @inline(__always) func psi(_ d: S) -> S {
-        let x = abs(d) / width
-        switch surrogate {
-        case .piecewiseLinear: return height * max(0, 1 - x)
-        case .exponential: return height * S(Foundation.exp(-Double(x)))
-        case .fastSigmoidDerivative: return height / ((1 + x) * (1 + x))
-        case .arctanDerivative: return height / (1 + x * x)
+    @inline(__always) private func applySurrogate(_ f: SurrogateGradient, _ d: UnsafeMutablePointer<S>, _ count: Int, _ refractory: UnsafePointer<Int32>) {
+        let (h, w) = (height, width)
+        for j in 0..<count { d[j] = refractory[j] == 0 ? Self.psi(f, x: abs(d[j]) / w, height: h) : 0 }
+    }
+
+    /// The four surrogate gradients psi of x = |v - A| / width (docs/mathematics.md §1.1), the
+    /// one place of their formulas.
+    @inline(__always) static func psi(_ f: SurrogateGradient, x: S, height h: S) -> S {
+        switch f {
+        case .piecewiseLinear: return h * max(0, 1 - x)
+        case .exponential: return h * S(Foundation.exp(-Double(x)))
+        case .fastSigmoidDerivative: return h / ((1 + x) * (1 + x))
+        case .arctanDerivative: return h / (1 + x * x)
         }
+    }
+}
+
+/// The cross-entropy readout's output pi_k = exp(u_k + E_L) / sum_k' exp(u_k' + E_L) across the
+/// readouts, without subtracting the maximum, as NEST (docs/mathematics.md §1.3); used by the
+/// time step and the recorder alike.
+enum Softmax {
+    /// The denominator over the `count` readouts `u`.
+    @inline(__always) static func denominator<S: Scalar>(_ u: UnsafePointer<S>, count: Int, eL: S) -> Double {
+        var sum = 0.0
+        for k in 0..<count { sum += Foundation.exp(Double(u[k] + eL)) }
+        return sum
+    }
+
+    /// pi_k for one readout.
+    @inline(__always) static func output<S: Scalar>(_ uk: S, eL: S, denominator: Double) -> Double {
+        Foundation.exp(Double(uk + eL)) / denominator
     }
 }
 

@@ -52,7 +52,7 @@ public struct NetworkInit: Sendable {
 /// (figure-eight target) and NEST's test_eprop_regression (superimposed sines).
 public enum InfiniteLoopTask {
     /// Draws weights and input with numpy's legacy `RandomState(seed)` in the tutorial's order
-    /// (spec, pitfall 9), each weight matrix rounded to float32 after the division as the
+    /// (docs/mathematics.md §7.4), each weight matrix rounded to float32 after the division as the
     /// tutorial does. tau_m is then drawn from N(tau_m_mean, tau_m_std) by the same generator:
     /// NEST draws it with its own generator, which cannot be reproduced outside NEST.
     public static func generate(_ c: TrainingConfig) -> NetworkInit {

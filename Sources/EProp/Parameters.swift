@@ -8,7 +8,7 @@ public enum NeuronModel: String, Codable, CaseIterable, Sendable {
     case lif
 }
 
-/// Surrogate gradient psi(d) of the recurrent neurons, d = v - A (spec 1.1; NEST 3.10 names).
+/// Surrogate gradient psi(d) of the recurrent neurons, d = v - A (docs/mathematics.md §1.1; NEST 3.10 names).
 public enum SurrogateGradient: String, Codable, CaseIterable, Sendable {
     case piecewiseLinear = "piecewise_linear"
     case exponential = "exponential"
@@ -51,10 +51,10 @@ public enum OptimizerKind: String, Codable, CaseIterable, Sendable {
 
 /// How the e-prop gradient is computed; both give the same gradient up to rounding.
 public enum GradientMethod: String, Codable, CaseIterable, Sendable {
-    /// Eligibility traces kept as `[nRec, nPre]` matrices and advanced every step (spec 5.2,
+    /// Eligibility traces kept as `[nRec, nPre]` matrices and advanced every step (docs/mathematics.md §5.2,
     /// the NEST/TensorFlow formulation).
     case traces
-    /// Exact per-neuron backward recursion plus one GEMM per weight matrix (spec 5.4).
+    /// Exact per-neuron backward recursion plus one GEMM per weight matrix (docs/mathematics.md §5.4).
     case adjoint
 }
 
@@ -177,7 +177,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var seed: UInt32 = 1
     /// `average_gradient`: divide the gradient by the learning window.
     public var averageGradient = false
-    /// Reproduce NEST's missing L(T-1) term for inputs that spike at step 1 of the next sequence (spec 6.2).
+    /// Reproduce NEST's missing L(T-1) term for inputs that spike at step 1 of the next sequence (docs/mathematics.md §6.2).
     public var nestMissingLearningSignal = true
     public var recurrent = RecurrentParameters()
     public var readout = ReadoutParameters()

@@ -64,7 +64,23 @@ public struct RecordingOptions: Codable, Equatable, Sendable {
     }
 }
 
-/// Recordings with NEST's names, meanings and time stamps (spec 3.1, 3.2), in double precision.
+/// NEST's recorder time stamps: step s of sequence k (T steps per sequence) carries the stamp
+/// offset + kT + s ms (docs/mathematics.md §3.1, §3.2). The offsets come from the tutorial's
+/// one-step delays: generator -> parrot -> recurrent -> readout.
+public enum NESTStamp {
+    /// Input spikes (relayed by parrot neurons) and the weight recorder's input-synapse entries.
+    public static let inputSpike = 2.0
+    /// Recurrent spikes, the recurrent multimeter and the recurrent-synapse entries.
+    public static let recurrent = 3.0
+    /// The readout multimeter (its `readout_signal` shows y(s)).
+    public static let readout = 5.0
+    /// NEST's forced final update, KT + 4 ms after a run of K sequences.
+    public static let finalUpdate = 4.0
+    /// Steps by which the recorded `learning_signal` lags the other recurrent recordables.
+    public static let learningSignalLag = 3
+}
+
+/// Recordings with NEST's names, meanings and time stamps (docs/mathematics.md §3.1, §3.2), in double precision.
 ///
 /// Time stamps (ms) for sequence k = iteration * B + b, step s of T:
 /// - recurrent multimeter (`rec_*`): 3 + kT + s, the values of step s;
@@ -92,8 +108,8 @@ public final class Recorder: @unchecked Sendable {
     /// Weight recorder events: stamp, weight, sender population (0 input, 1 recurrent),
     /// sender index, target population (0 recurrent, 1 readout), target index.
     public private(set) var weightEvents: [(time: Double, weight: Double, senderPop: Int32, sender: Int32, targetPop: Int32, target: Int32)] = []
-    /// L of the recorded neurons at the last 3 steps of the previous sequence: NEST's
-    /// learning_signal recordable lags the other recordables by 3 steps.
+    /// L of the recorded neurons at the last `NESTStamp.learningSignalLag` steps of the previous
+    /// sequence: NEST's learning_signal recordable lags the other recordables by that many steps.
     var lastSignal: [[Double]]
 
     public static let recNames = ["V_m", "surrogate_gradient", "learning_signal", "V_th_adapt", "adaptation"]
@@ -105,7 +121,7 @@ public final class Recorder: @unchecked Sendable {
         let nr = min(options.nRecord, nRec)
         rec = Dictionary(uniqueKeysWithValues: Self.recNames.map { ($0, [[Double]](repeating: [], count: nr)) })
         out = Dictionary(uniqueKeysWithValues: Self.outNames.map { ($0, [[Double]](repeating: [], count: nOut)) })
-        lastSignal = [[Double]](repeating: [Double](repeating: 0, count: nr), count: 3)
+        lastSignal = [[Double]](repeating: [Double](repeating: 0, count: nr), count: NESTStamp.learningSignalLag)
     }
 
     public func isRecorded(_ iteration: Int) -> Bool {
@@ -126,8 +142,9 @@ public final class Recorder: @unchecked Sendable {
             if recorded {
                 recordSequence(k: k, b: b, seq, net, eL: eL, eLOut: eLOut, windowStart: windowStart)
             }
-            for d in 0..<3 {
-                let row = seq.learningSignal.row((T - 3 + d) * B + b)
+            let lag = NESTStamp.learningSignalLag
+            for d in 0..<lag {
+                let row = seq.learningSignal.row((T - lag + d) * B + b)
                 for j in 0..<nRecord { lastSignal[d][j] = Double(row[j]) }
             }
         }
@@ -139,47 +156,48 @@ public final class Recorder: @unchecked Sendable {
         for s in 0..<T {
             let row = s * B + b
             // Recurrent multimeter.
-            recTimes.append(base + 3 + Double(s))
+            recTimes.append(base + NESTStamp.recurrent + Double(s))
             let v = seq.vRecord.row(row), a = seq.aRecord.row(row), psi = seq.psi.row(row)
             for j in 0..<nRecord {
                 rec["V_m"]![j].append(Double(v[j]) + eL)
                 rec["adaptation"]![j].append(Double(a[j]))
                 rec["V_th_adapt"]![j].append(Double(P.vTh + P.beta.p[j] * a[j]) + eL)
                 rec["surrogate_gradient"]![j].append(Double(psi[j]))
-                rec["learning_signal"]![j].append(s >= 3 ? Double(seq.learningSignal.row((s - 3) * B + b)[j]) : lastSignal[s][j])
+                let lag = NESTStamp.learningSignalLag
+                rec["learning_signal"]![j].append(s >= lag ? Double(seq.learningSignal.row((s - lag) * B + b)[j]) : lastSignal[s][j])
             }
             // Readout multimeter: sample 5 + kT + s shows y(s) and the membrane u(s + 1).
-            outTimes.append(base + 5 + Double(s))
+            outTimes.append(base + NESTStamp.readout + Double(s))
             let u = seq.u.row(row), err = seq.err.row(row), target = seq.target.row(row)
             // After the last step the next sequence starts from u = 0 (no spike can arrive at step 0).
             let uNext = s + 1 < T ? seq.u.row(row + B) : nil
             let inWindow = s >= windowStart
             let crossEntropy = seq.lossFunction == .crossEntropy
-            // Cross entropy: the output is the softmax of exp(u + E_L) across readouts (spec 3.2).
-            let softmaxSum = crossEntropy ? (0..<nOut).reduce(0.0) { $0 + Foundation.exp(Double(u[$1]) + eLOut) } : 1
+            // Cross entropy: the output is the softmax across readouts (docs/mathematics.md §3.2).
+            let softmaxSum = crossEntropy ? Softmax.denominator(u, count: nOut, eL: P.eLOut) : 1
             for q in 0..<nOut {
                 let next = (uNext.map { Double($0[q]) } ?? 0) + eLOut
-                let output = crossEntropy ? Foundation.exp(Double(u[q]) + eLOut) / softmaxSum : Double(u[q]) + eLOut
+                let output = crossEntropy ? Softmax.output(u[q], eL: P.eLOut, denominator: softmaxSum) : Double(u[q]) + eLOut
                 out["V_m"]![q].append(next)
                 out["readout_signal_unnorm"]![q].append(crossEntropy ? Foundation.exp(next) : next)
                 out["readout_signal"]![q].append(inWindow ? output : 0)
                 out["target_signal"]![q].append(inWindow ? Double(target[q]) : 0)
                 out["error_signal"]![q].append(Double(err[q]))
             }
-            // Spikes: inputs are relayed by parrots (stamp 2 + kT + s), recurrent spikes 3 + kT + s.
+            // Spikes: inputs are relayed by parrots, so they carry an earlier stamp than recurrent spikes.
             let x = seq.x.row(row), z = seq.z.row(row + B)
             for i in 0..<nIn where x[i] != 0 {
-                spikesIn.times.append(base + 2 + Double(s))
+                spikesIn.times.append(base + NESTStamp.inputSpike + Double(s))
                 spikesIn.senders.append(Int32(i))
             }
             for j in 0..<nRec where z[j] != 0 {
-                spikesRec.times.append(base + 3 + Double(s))
+                spikesRec.times.append(base + NESTStamp.recurrent + Double(s))
                 spikesRec.senders.append(Int32(j))
             }
             // Weight recorder: every transmitted spike of a recorded synapse. A recurrent spike of the
             // last step arrives at step 0 of the next interval: dropped for recurrent targets
-            // (spec 6.1), not for readouts.
-            transmit(net, inputTime: base + 2 + Double(s), recurrentTime: base + 3 + Double(s),
+            // (docs/mathematics.md §6.1), not for readouts.
+            transmit(net, inputTime: base + NESTStamp.inputSpike + Double(s), recurrentTime: base + NESTStamp.recurrent + Double(s),
                      inputSpikes: { x[$0] != 0 }, recurrentSpikes: { z[$0] != 0 }, reachesRecurrent: s < T - 1)
         }
     }
@@ -187,7 +205,7 @@ public final class Recorder: @unchecked Sendable {
     /// The final weights at KT + 4 ms, as NEST's forced final update records them.
     func finish<S: Scalar>(_ net: Network<S>) {
         guard isRecorded(iterations - 1) else { return }
-        let t = Double(iterations * batch * steps + 4)
+        let t = Double(iterations * batch * steps) + NESTStamp.finalUpdate
         transmit(net, inputTime: t, recurrentTime: t, inputSpikes: { _ in true }, recurrentSpikes: { _ in true }, reachesRecurrent: true)
     }
 

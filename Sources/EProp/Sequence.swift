@@ -40,7 +40,7 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
     public let nRecord: Int
 
     // Inputs of the batch, set before the forward pass.
-    /// `[T * B, nIn]` input spikes x(s) (0 or 1); step 0 is always 0 (NEST drops it, spec 6.1).
+    /// `[T * B, nIn]` input spikes x(s) (0 or 1); step 0 is always 0 (NEST drops it, docs/mathematics.md §6.1).
     public let x: Matrix<S>
     /// `[T * B, nOut]` targets y*(s).
     public let target: Matrix<S>
@@ -132,7 +132,7 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
         precondition(input.rows == nIn && input.cols == steps && y.rows == nOut && y.cols == steps)
         for s in 0..<steps {
             let xr = x.row(s * batch + b), yr = target.row(s * batch + b)
-            // Why: an input spike arriving at interval step 0 is not transmitted by NEST (spec 6.1).
+            // Why: an input spike arriving at interval step 0 is not transmitted by NEST (docs/mathematics.md §6.1).
             for i in 0..<nIn { xr[i] = s == 0 ? 0 : S(input[i, s]) }
             for k in 0..<nOut { yr[k] = S(y[k, s]) }
         }
@@ -154,7 +154,7 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
         return windowSum[r].indices.max { windowSum[$0] < windowSum[$1] } == targetSum[r].indices.max { targetSum[$0] < targetSum[$1] }
     }
 
-    /// Firing-rate regularizer r_j = c_reg (n_j / T - f*) / T of sequence b (spec 2.4).
+    /// Firing-rate regularizer r_j = c_reg (n_j / T - f*) / T of sequence b (docs/mathematics.md §2.4).
     @inline(__always) func rateRegularizer(_ b: Int, _ j: Int, cReg: S, fTarget: S) -> S {
         let T = S(steps)
         return cReg * (spikeCount[b, j] / T - fTarget) / T
@@ -163,7 +163,7 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
     // MARK: forward pass
 
     /// Simulates the B sequences for T steps with frozen weights, writing the histories
-    /// (spec 1.1 and 1.3, in NEST's order).
+    /// (docs/mathematics.md §1.1 and §1.3, in NEST's order).
     @_specialize(where S == Float)
     @_specialize(where S == Double)
     public func forward(_ net: Network<S>, learningWindow: Int, kernel: Kernel = .sparse) {
@@ -171,7 +171,7 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
         for s in 0..<steps { advance(s, net, kernel: kernel) }
     }
 
-    /// Resets the state at the start of a sequence (interval start, spec 4.1).
+    /// Resets the state at the start of a sequence (interval start, docs/mathematics.md §4.1).
     public func beginSequence(learningWindow: Int) {
         let B = batch, nRec = self.nRec, nOut = self.nOut
         v.fill(0)
@@ -286,12 +286,10 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
                     loss[q] += 0.5 * Double(e) * Double(e)
                 }
             case .crossEntropy:
-                // Softmax across the readouts without max subtraction, as NEST.
-                var sum = 0.0
-                for k in 0..<nOut { sum += Foundation.exp(Double(uNow.p[b * nOut + k] + P.eLOut)) }
+                let sum = Softmax.denominator(uNow.p + b * nOut, count: nOut, eL: P.eLOut)
                 for k in 0..<nOut {
                     let q = b * nOut + k
-                    let pi = Foundation.exp(Double(uNow.p[q] + P.eLOut)) / sum
+                    let pi = Softmax.output(uNow.p[q], eL: P.eLOut, denominator: sum)
                     errNow[q] = inWindow ? S(pi) - yStar[q] : 0
                     if inWindow {
                         if yStar[q] != 0 { loss[q] -= Double(yStar[q]) * Foundation.log(pi) }

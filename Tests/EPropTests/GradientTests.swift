@@ -1,7 +1,7 @@
 import EProp
 import XCTest
 
-/// The two gradient methods compute the same gradient (spec 5.4: the adjoint form is exact).
+/// The two gradient methods compute the same gradient (docs/mathematics.md §5.4: the adjoint form is exact).
 final class GradientTests: XCTestCase {
     /// Largest gradient difference relative to the largest gradient entry, in Float64.
     /// Both are exact rearrangements of the same sums; measured differences are ~1e-15, the

@@ -27,7 +27,7 @@ final class NESTReferenceTests: XCTestCase {
         let times = try reference("spikes_rec_times_ms.npy").values
         let senders = try reference("spikes_rec_senders.npy").values
         // The export also holds the tutorial's forced final-update spikes after the last sequence.
-        let lastStamp = Double(3 + config.iterations * config.sequence - 1)
+        let lastStamp = NESTStamp.recurrent + Double(config.iterations * config.sequence - 1)
         let keep = times.indices.filter { times[$0] <= lastStamp }
         refSpikeTimes = keep.map { times[$0] }
         refSpikeSenders = keep.map { Int32(senders[$0]) }
@@ -61,11 +61,11 @@ final class NESTReferenceTests: XCTestCase {
         let t = train(Float.self, config, initial)
         let d = Difference([t.results[0].loss], [refLoss[0]])
         XCTAssertLessThanOrEqual(d.maxRel, Self.lossRtolFloat, "loss: \(d)")
-        let firstSequence = refSpikeTimes.indices.filter { refSpikeTimes[$0] < Double(3 + config.sequence) }
+        let firstSequence = refSpikeTimes.indices.filter { refSpikeTimes[$0] < NESTStamp.recurrent + Double(config.sequence) }
         assertSameSpikes(t.recorder.spikesRec.times, t.recorder.spikesRec.senders, firstSequence.map { refSpikeTimes[$0] }, firstSequence.map { refSpikeSenders[$0] }, sequence: config.sequence)
     }
 
-    /// Without NEST's missing L(T-1) term (spec 6.2) the input weights must differ from NEST's
+    /// Without NEST's missing L(T-1) term (docs/mathematics.md §6.2) the input weights must differ from NEST's
     /// by far more than the tolerance: proof that the switch and the test both have teeth.
     func testMissingLearningSignalQuirkMatters() throws {
         config.precision = .double

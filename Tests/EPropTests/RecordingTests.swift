@@ -58,6 +58,6 @@ final class RecordingTests: XCTestCase {
         for _ in 0..<c.iterations { t.step() }
         XCTAssertEqual(t.recorder.recordedIterations, [0, 3])
         XCTAssertEqual(t.recorder.recTimes.count, 2 * c.sequence)
-        XCTAssertEqual(t.recorder.recTimes.last, Double(3 + 4 * c.sequence - 1))
+        XCTAssertEqual(t.recorder.recTimes.last, NESTStamp.recurrent + Double(4 * c.sequence - 1))
     }
 }

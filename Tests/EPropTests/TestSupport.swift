@@ -36,7 +36,7 @@ func assertSameSpikes(
 ) {
     let n = min(times.count, refTimes.count)
     for i in 0..<n where times[i] != refTimes[i] || senders[i] != refSenders[i] {
-        let t = Int(min(times[i], refTimes[i])) - 3
+        let t = Int(min(times[i], refTimes[i]) - NESTStamp.recurrent)
         XCTFail("spike \(i) differs: (\(times[i]) ms, neuron \(senders[i])) vs NEST (\(refTimes[i]) ms, neuron \(refSenders[i])); first differing step: iteration \(t / T), step \(t % T)", file: file, line: line)
         return
     }
@@ -53,7 +53,7 @@ func assertFinalStateMatches<S: Scalar>(_ t: Trainer<S>, export dir: URL, file: 
     let T = t.config.sequence, sequences = t.iteration * t.config.optimizer.batchSize
     let times = try NPY.read(dir.appendingPathComponent("spikes_rec_times_ms.npy")).values
     let senders = try NPY.read(dir.appendingPathComponent("spikes_rec_senders.npy")).values
-    let keep = times.indices.filter { times[$0] <= Double(3 + sequences * T - 1) }
+    let keep = times.indices.filter { times[$0] <= NESTStamp.recurrent + Double(sequences * T - 1) }
     assertSameSpikes(t.recorder.spikesRec.times, t.recorder.spikesRec.senders, keep.map { times[$0] }, keep.map { Int32(senders[$0]) },
                      sequence: T, file: file, line: line)
 }
