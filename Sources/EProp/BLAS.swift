@@ -77,7 +77,7 @@ extension Scalar {
     /// `out[rows, nPost] = alpha * x[rows, nPre] * w[nPost, nPre]^T + beta * out`:
     /// a GEMV for one row, a GEMM for a batch.
     @inline(__always)
-    static func rowsTimesTransposed(
+    public static func rowsTimesTransposed(
         rows: Int, nPost: Int, nPre: Int, alpha: Self, x: UnsafePointer<Self>,
         w: UnsafePointer<Self>, beta: Self, out: UnsafeMutablePointer<Self>
     ) {
