@@ -7,10 +7,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 seconds="${1:-600}"; shift || true
 targets=("${@:-npy init checkpoint}")
 mkdir -p .build-fuzz
+# The engine's release flags, as Package.swift sets them: -O, plus the AVX2/FMA target on x86-64
+# unless EPROP_DENSE_PORTABLE=1 (bounds and overflow checks stay on, as in the shipped build).
+flags=(-O)
+if [ "$(uname -m)" = x86_64 ] && [ "${EPROP_DENSE_PORTABLE:-0}" != 1 ]; then flags+=(-target-cpu haswell -D EPROP_DENSE_AVX2); fi
 for t in ${targets[@]}; do
     src="Fuzz/Fuzz$(echo "${t:0:1}" | tr a-z A-Z)${t:1}.swift"
     bin=".build-fuzz/fuzz-$t"
-    swiftc -sanitize=fuzzer,address -parse-as-library -O -module-name EPropFuzz \
+    swiftc -sanitize=fuzzer,address -parse-as-library "${flags[@]}" -module-name EPropFuzz \
         -Xcc -fmodule-map-file=Sources/COpenBLAS/module.modulemap -I Sources/COpenBLAS \
         "$src" Sources/EProp/*.swift -o "$bin" -lopenblas -llapacke 2>&1 | grep -v "ld.gold: warning" || true
     mkdir -p ".build-fuzz/corpus-$t"

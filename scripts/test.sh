@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# The project's test command: Swift unit and NEST-reference tests, then the live cross-validation
-# against NEST 3.10 (short form) when the Python environment exists (scripts/setup.sh creates it).
+# The project's test command: the Swift tests in release (the shipped flags) and in debug
+# (preconditions and assertions on), the check that another package can depend on EProp by
+# version, then the live cross-validation against NEST 3.10 (short form) and the tutorial notebook
+# when the Python environment exists (scripts/setup.sh creates it).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 swift build -c release --product eprop-dense
 swift test -c release
+swift build --build-tests
+swift test --skip-build
+bash scripts/check-consumer.sh
 if [ -x .venv/bin/python ]; then
     .venv/bin/python notebooks-data/crossval/crossval.py --quick
     bash notebooks-data/check_notebook.sh

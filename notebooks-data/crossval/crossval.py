@@ -45,6 +45,7 @@ DEFAULT_ENGINE = os.path.join(REPO_ROOT, ".build", "release", "eprop-dense")
 
 sys.path.insert(0, HERE)
 import nest_export  # noqa: E402  (argument parsing and task settings only; NEST is imported by run())
+import task_defaults  # noqa: E402  (the engine's task defaults, from eprop-dense --print-config)
 
 # ---------------------------------------------------------------------------------------------
 # Tolerances, Float64 engine vs NEST 3.10.
@@ -165,8 +166,8 @@ def nest_args(cfg):
 
 def engine_args(cfg):
     """Command-line options of the Swift engine for one configuration (its spelling differs a bit)."""
-    task = nest_export.TASK_DEFAULTS[cfg["task"]]
-    common = nest_export.COMMON_DEFAULTS
+    task = nest_export.task_settings(cfg["task"])
+    engine_default = task_defaults.task_defaults(None)  # the engine's configuration without --task (the tutorial's)
     out = [
         "--iterations", str(cfg["iterations"]),
         "--batch-size", str(cfg["batch_size"]),
@@ -185,21 +186,21 @@ def engine_args(cfg):
     ]
     if cfg["average_gradient"]:
         out.append("--average-gradient")
-    # settings that only the evidence-accumulation task changes (the engine's defaults are the tutorial's)
+    # settings that only the evidence-accumulation task changes (the engine runs without --task: the tutorial's)
     if task["loss"] == "cross_entropy":
         out += ["--loss", "cross-entropy"]
     if 0 < cfg["n_adaptive"] < cfg["n_rec"]:  # the last n_adaptive recurrent neurons adapt
         out += ["--n-adaptive", str(cfg["n_adaptive"])]
     if task["regular_spike_arrival"]:
         out.append("--regular-spike-arrival")
-    if task["t_ref"] != common["t_ref"]:
+    if task["t_ref"] != engine_default["t_ref"]:
         out += ["--t-ref", repr(task["t_ref"])]
-    if task["v_th"] != common["v_th"]:
+    if task["v_th"] != engine_default["v_th"]:
         out += ["--v-th", repr(task["v_th"])]
-    if task["tau_m_rec_mean"] != common["tau_m_rec_mean"]:  # with --init only adapt_beta's default depends on it
+    if task["tau_m_rec_mean"] != engine_default["tau_m_rec_mean"]:  # with --init only adapt_beta's default uses it
         out += ["--tau-m-mean", repr(task["tau_m_rec_mean"])]
     if cfg["task"] == "evidence-accumulation":  # no effect without current input; given for completeness
-        out += ["--c-m", repr(task["c_m_rec"]), "--gamma", repr(nest_export.GAMMA)]
+        out += ["--c-m", repr(task["c_m_rec"]), "--gamma", repr(task["gamma"])]
     return out
 
 
@@ -734,6 +735,7 @@ def main():
     p.add_argument("--measure-band", type=int, metavar="N",
                    help="re-measure the Float32 band statistics with N perturbed Float64 runs (engine only) and exit")
     args = p.parse_args()
+    os.environ[task_defaults.ENGINE_ENV] = os.path.abspath(args.engine)  # task defaults: here and in nest_export.py
     if args.measure_band:
         with tempfile.TemporaryDirectory(prefix="eprop-band-") as work:
             measure_band(os.path.abspath(args.engine), args.measure_band, work)
@@ -754,7 +756,7 @@ def main():
         configs = [c for c in configs if not c.get("float32_long")]
 
     engine = os.path.abspath(args.engine)
-    if not args.self_test and not os.access(engine, os.X_OK):
+    if not os.access(engine, os.X_OK):  # also for --self-test: the task defaults come from the engine
         sys.exit(f"crossval: engine not found at {engine}\n"
                  f"Build it first:  swift build -c release --product eprop-dense   (in {REPO_ROOT}), "
                  "or pass --engine PATH.")
