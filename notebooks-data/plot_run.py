@@ -133,8 +133,8 @@ class Run:
     def recorded_iterations(self):
         """0-based iterations with recordings: recorded_iterations.npy (eprop-dense), else the
         iterations covered by the readout multimeter (a NEST export records all of them)."""
-        if self.has("recorded_iterations.npy"):
-            recorded = [int(i) for i in self.load("recorded_iterations.npy")]
+        if self.has("recorded_iterations.npy"):  # stored 1-based
+            recorded = [int(i) - 1 for i in self.load("recorded_iterations.npy")]
         else:
             times = self.load("out_times_ms.npy", "the recorded iterations")
             recorded = sorted(set(int(i) for i in (times - OFFSET_OUT) // self.steps_per_iteration))
@@ -228,7 +228,9 @@ def plot_training_error(run):
     marker = "o" if len(loss) <= 30 else None
     if run.has("loss_per_readout.npy"):
         styles = ["--", ":", "-.", (0, (5, 1))]
-        for k, loss_k in enumerate(run.load("loss_per_readout.npy")):
+        # eprop-dense: [iterations, n_out]; NEST's exports: [n_out, iterations]
+        per_readout = run.load("loss_per_readout.npy")
+        for k, loss_k in enumerate(per_readout.T if run.has("run.json") else per_readout):
             ax.plot(iters, loss_k, c=BLUE, alpha=0.8, ls=styles[k % len(styles)], label=f"$E_{k}$")
     ax.plot(iters, loss, c=BLUE, marker=marker, ms=3, label="$E$")
     # Log scale only when the loss spans more than a decade (long runs).

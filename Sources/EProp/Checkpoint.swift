@@ -30,9 +30,37 @@ public enum Checkpoint {
     /// Writes the trainer's state into `<runFolder>/checkpoint`. After the last iteration it
     /// stores the continuation state (see `Trainer.continuation`).
     public static func write<S: Scalar>(_ t: Trainer<S>, in runFolder: URL, checkpointEvery: Int) throws {
+        let tmp = runFolder.appendingPathComponent(".checkpoint.tmp-\(getpid())")
+        do { try write(t, in: runFolder, checkpointEvery: checkpointEvery, tmp: tmp) } catch {
+            try? FileManager.default.removeItem(at: tmp)  // the previous checkpoint stays
+            throw CheckpointError("writing the checkpoint in \(runFolder.path) failed: \(error is NPYError ? "\(error)" : plainMessage(error)); the previous checkpoint, if any, is kept")
+        }
+    }
+
+    /// Puts a checkpoint whose replacement a crash cut short back in place, and removes the
+    /// temporary checkpoint folders of dead processes; returns what it did.
+    static func recover(in runFolder: URL) throws -> [String] {
+        let fm = FileManager.default
+        var done: [String] = []
+        let final = runFolder.appendingPathComponent("checkpoint")
+        for entry in ((try? fm.contentsOfDirectory(atPath: runFolder.path)) ?? []).sorted() {
+            for kind in [".checkpoint.tmp-", ".checkpoint.old-"] where entry.hasPrefix(kind) {
+                guard let pid = Int32(entry.dropFirst(kind.count)), !isAlive(pid) else { continue }
+                let url = runFolder.appendingPathComponent(entry)
+                if kind == ".checkpoint.old-" && !fm.fileExists(atPath: final.path) {
+                    try fm.moveItem(at: url, to: final)
+                    done.append("recovered the checkpoint from \(entry)")
+                } else if (try? fm.removeItem(at: url)) != nil {
+                    done.append("removed \(entry)")
+                }
+            }
+        }
+        return done
+    }
+
+    private static func write<S: Scalar>(_ t: Trainer<S>, in runFolder: URL, checkpointEvery: Int, tmp: URL) throws {
         let fm = FileManager.default
         let final = runFolder.appendingPathComponent("checkpoint")
-        let tmp = runFolder.appendingPathComponent(".checkpoint.tmp-\(getpid())")
         try? fm.removeItem(at: tmp)
         try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
         let (weights, state) = t.continuation ?? (t.net.trained, t.optimizerState)

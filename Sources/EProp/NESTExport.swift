@@ -16,10 +16,14 @@ public enum NESTExport {
         }
         var contents: [String: Data] = [:]
         for f in files {
-            guard let data = FileManager.default.contents(atPath: dir.appendingPathComponent(f).path) else {
+            let url = dir.appendingPathComponent(f)
+            guard FileManager.default.fileExists(atPath: url.path) else {
                 throw InitError("--init \(dir.path): missing \(f) (a NEST export needs \(files.joined(separator: ", ")))")
             }
-            contents[f] = data
+            try NPY.checkRegularFile(url)
+            do { contents[f] = try Data(contentsOf: url) } catch {
+                throw InitError("\(url.path): cannot be read (\(plainMessage(error)))")
+            }
         }
         return try decode(contents, folder: dir.path)
     }

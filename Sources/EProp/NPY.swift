@@ -50,12 +50,30 @@ public enum NPY {
 
     // MARK: reading
 
+    /// Reads a `.npy` file; the error names the file and the real cause (missing, a folder or a
+    /// device instead of a file, no permission, ...).
     public static func read(_ url: URL) throws -> NPYArray {
+        try checkRegularFile(url)
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw NPYError(path: url.path, reason: "cannot be read (\(error.localizedDescription))")
+            throw NPYError(path: url.path, reason: "cannot be read (\(plainMessage(error)))")
         }
         return try decode(data, path: url.path)
+    }
+
+    /// Refuses a path that is missing or is not a regular file (a folder, a FIFO or a device
+    /// would fail obscurely or never finish reading).
+    static func checkRegularFile(_ url: URL) throws {
+        var st = stat()
+        guard stat(url.path, &st) == 0 else {
+            throw NPYError(path: url.path, reason: errno == ENOENT ? "file does not exist" : "cannot be read (\(String(cString: strerror(errno))))")
+        }
+        let kind = st.st_mode & S_IFMT
+        guard kind == S_IFREG else {
+            let what = kind == S_IFDIR ? "a folder" : kind == S_IFIFO ? "a FIFO (named pipe)" : kind == S_IFCHR || kind == S_IFBLK ? "a device" : "not a regular file"
+            throw NPYError(path: url.path, reason: "is \(what), not a .npy file")
+        }
+        guard access(url.path, R_OK) == 0 else { throw NPYError(path: url.path, reason: "cannot be read (permission denied)") }
     }
 
     public static func decode(_ data: Data, path: String = "<data>") throws -> NPYArray {
@@ -203,6 +221,8 @@ public enum NPY {
 
     /// Writes atomically: a temporary file in the same folder, then a rename.
     public static func write(_ a: NPYArray, to url: URL) throws {
-        try encode(a).write(to: url, options: .atomic)
+        do { try encode(a).write(to: url, options: .atomic) } catch {
+            throw NPYError(path: url.path, reason: "cannot be written (\(plainMessage(error)))")
+        }
     }
 }

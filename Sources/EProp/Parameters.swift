@@ -197,6 +197,22 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         func require(_ ok: Bool, _ name: String, _ condition: String) throws {
             if !ok { throw ConfigError(parameter: name, requirement: condition) }
         }
+        // Every real-valued parameter must be a number first: "eta > 0 required" is no help for
+        // --eta inf, and a NaN gamma must not be blamed on the surrogate height it sets.
+        let r = recurrent, o = optimizer
+        let reals: [(Double?, String, String)] = [
+            (inputSpikeProb, "input_spike_prob", ""), (r.tauMMean, "tau_m_mean", "ms"), (r.tauMStd, "tau_m_std", "ms"),
+            (r.adaptTau, "adapt_tau", "ms"), (r.adaptBeta, "adapt_beta", ""), (r.cM, "C_m", "pF"), (r.cReg, "c_reg", ""),
+            (r.eL, "E_L", "mV"), (r.fTarget, "f_target", "spikes/s"), (r.gamma, "gamma", ""),
+            (r.surrogateHeight, "surrogate_gradient_height", "1/mV"), (r.surrogateWidth, "surrogate_gradient_width", "mV"),
+            (r.iE, "I_e", "pA"), (r.tRef, "t_ref", "ms"), (r.vTh, "V_th", "mV"), (r.vMin.isNaN ? r.vMin : nil, "V_min", "mV"),
+            (readout.tauM, "readout.tau_m", "ms"), (readout.cM, "readout.C_m", "pF"), (readout.eL, "readout.E_L", "mV"),
+            (readout.iE, "readout.I_e", "pA"), (o.eta, "eta", ""), (o.beta1, "beta_1", ""), (o.beta2, "beta_2", ""),
+            (o.epsilon, "epsilon", ""), (o.wMin.isNaN ? o.wMin : nil, "Wmin", "pA"), (o.wMax.isNaN ? o.wMax : nil, "Wmax", "pA"),
+        ]
+        for case let (value?, name, unit) in reals where !value.isFinite {
+            try require(false, name, "a finite number required\(unit.isEmpty ? "" : " (\(unit))"), got \(value)")
+        }
         try require(nIn > 0, "n_in", "n_in > 0 required (number of input neurons)")
         try require(nRec > 0, "n_rec", "n_rec > 0 required (number of recurrent neurons)")
         try require(nOut > 0, "n_out", "n_out > 0 required (number of readout neurons)")
@@ -206,31 +222,29 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         try require(iterations >= 1, "iterations", "iterations >= 1 required")
         try require(inputSpikeProb >= 0 && inputSpikeProb <= 1, "input_spike_prob", "0 <= input_spike_prob <= 1 required")
         try require(threads >= 1, "threads", "threads >= 1 required")
-        let r = recurrent
-        try require(r.tauMMean > 0 && r.tauMMean.isFinite, "tau_m_mean", "tau_m_mean > 0 required (ms)")
-        try require(r.tauMStd >= 0 && r.tauMStd.isFinite, "tau_m_std", "tau_m_std >= 0 required (ms)")
-        try require(r.adaptTau > 0 && r.adaptTau.isFinite, "adapt_tau", "adapt_tau > 0 required (ms)")
-        try require(r.resolvedAdaptBeta >= 0 && r.resolvedAdaptBeta.isFinite, "adapt_beta", "adapt_beta >= 0 required")
-        try require(r.cM > 0 && r.cM.isFinite, "C_m", "C_m > 0 required (pF)")
+        try require(r.tauMMean > 0, "tau_m_mean", "tau_m_mean > 0 required (ms)")
+        try require(r.tauMStd >= 0, "tau_m_std", "tau_m_std >= 0 required (ms)")
+        try require(r.adaptTau > 0, "adapt_tau", "adapt_tau > 0 required (ms)")
+        try require(r.resolvedAdaptBeta >= 0, "adapt_beta", "adapt_beta >= 0 required")
+        try require(r.cM > 0, "C_m", "C_m > 0 required (pF)")
+        try require(r.model == .alif || r.nAdaptive == nil, "n_adaptive", "n_adaptive applies to the adaptive model only (model alif)")
         try require((r.nAdaptive ?? 0) >= 0 && (r.nAdaptive ?? 0) <= nRec, "n_adaptive", "0 <= n_adaptive <= n_rec (\(nRec)) required")
         try require(readout.loss == .meanSquaredError || nOut >= 2, "n_out", "n_out >= 2 required for the cross-entropy loss (softmax across readouts)")
-        try require(r.cReg >= 0 && r.cReg.isFinite, "c_reg", "c_reg >= 0 required")
-        try require(r.fTarget >= 0 && r.fTarget.isFinite, "f_target", "f_target >= 0 required (spikes/s)")
-        try require(r.vTh > r.eL && r.vTh.isFinite, "V_th", "V_th > E_L required (mV)")
+        try require(r.cReg >= 0, "c_reg", "c_reg >= 0 required")
+        try require(r.fTarget >= 0, "f_target", "f_target >= 0 required (spikes/s)")
+        try require(r.gamma >= 0, "gamma", "gamma >= 0 required")
+        try require(r.vTh > r.eL, "V_th", "V_th > E_L required (mV)")
         try require(r.vMin < r.vTh, "V_min", "V_min < V_th required (mV)")
-        try require(r.tRef >= 0 && r.tRef.isFinite, "t_ref", "t_ref >= 0 required (ms)")
-        try require(r.resolvedHeight >= 0 && r.resolvedHeight.isFinite, "surrogate_gradient_height", "surrogate_gradient_height >= 0 required")
-        try require(r.resolvedWidth > 0 && r.resolvedWidth.isFinite, "surrogate_gradient_width", "surrogate_gradient_width > 0 required (mV)")
-        try require(r.iE.isFinite, "I_e", "I_e must be finite (pA)")
-        try require(readout.tauM > 0 && readout.tauM.isFinite, "readout.tau_m", "readout tau_m > 0 required (ms)")
-        try require(readout.cM > 0 && readout.cM.isFinite, "readout.C_m", "readout C_m > 0 required (pF)")
-        try require(readout.iE.isFinite, "readout.I_e", "readout I_e must be finite (pA)")
-        let o = optimizer
+        try require(r.tRef >= 0, "t_ref", "t_ref >= 0 required (ms)")
+        try require(r.resolvedHeight >= 0, "surrogate_gradient_height", "surrogate_gradient_height >= 0 required")
+        try require(r.resolvedWidth > 0, "surrogate_gradient_width", "surrogate_gradient_width > 0 required (mV)")
+        try require(readout.tauM > 0, "readout.tau_m", "readout tau_m > 0 required (ms)")
+        try require(readout.cM > 0, "readout.C_m", "readout C_m > 0 required (pF)")
         try require(o.batchSize >= 1, "batch_size", "batch_size >= 1 required")
-        try require(o.eta > 0 && o.eta.isFinite, "eta", "eta > 0 required")
+        try require(o.eta > 0, "eta", "eta > 0 required")
         try require(o.beta1 >= 0 && o.beta1 < 1, "beta_1", "0 <= beta_1 < 1 required")
         try require(o.beta2 >= 0 && o.beta2 < 1, "beta_2", "0 <= beta_2 < 1 required")
-        try require(o.epsilon > 0 && o.epsilon.isFinite, "epsilon", "epsilon > 0 required")
+        try require(o.epsilon > 0, "epsilon", "epsilon > 0 required")
         try require(o.wMin <= o.wMax, "Wmin", "Wmin <= Wmax required (pA)")
     }
 }

@@ -231,7 +231,7 @@ public final class Recorder: @unchecked Sendable {
     func load(from folder: URL) throws {
         func read(_ name: String) throws -> NPYArray { try NPY.read(folder.appendingPathComponent(name)) }
         guard FileManager.default.fileExists(atPath: folder.appendingPathComponent("recorded_iterations.npy").path) else { return }
-        recordedIterations = try read("recorded_iterations.npy").values.map { Int($0) }
+        recordedIterations = try read("recorded_iterations.npy").values.map { Int($0) - 1 }  // stored 1-based
         recTimes = try read("rec_times_ms.npy").values
         outTimes = try read("out_times_ms.npy").values
         func rows(_ a: NPYArray, _ n: Int, _ name: String) throws -> [[Double]] {
@@ -249,7 +249,7 @@ public final class Recorder: @unchecked Sendable {
 
     /// Writes the recordings as `.npy` files named as NEST's exports.
     public func write(to folder: RunFolder) throws {
-        try folder.write(NPYArray(shape: [recordedIterations.count], dtype: .int32, values: recordedIterations.map(Double.init)), "recorded_iterations.npy")
+        try folder.write(NPYArray(shape: [recordedIterations.count], dtype: .int32, values: recordedIterations.map { Double($0 + 1) }), "recorded_iterations.npy")
         try folder.write(NPYArray(shape: [recTimes.count], values: recTimes), "rec_times_ms.npy")
         for name in Self.recNames {
             try folder.write(NPYArray(shape: [nRecord, recTimes.count], values: rec[name]!.flatMap { $0 }), "rec_\(name).npy")

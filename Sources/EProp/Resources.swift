@@ -2,38 +2,62 @@ import Foundation
 
 /// Estimates of the memory and disk a run needs, checked before any work.
 public enum Resources {
-    /// Bytes the engine allocates for a configuration (histories, state, gradients, optimizer).
-    public static func memoryBytes(_ c: TrainingConfig) -> Double {
+    /// Bytes the engine allocates for a configuration: histories and state per shard of at most
+    /// `Trainer.shardSize` sequences, gradient accumulators per shard, the weights with their
+    /// copies and optimizer state, the task's patterns, the recordings, and the process's own
+    /// baseline (runtime and OpenBLAS buffers). Counted from the shapes the engine allocates
+    /// (`SequenceBuffers`, `AdjointGradient`, `TraceGradient`, `Trainer`, `TrainingRun`, `Recorder`).
+    public static func memoryBytes(_ c: TrainingConfig, recording r: RecordingOptions = RecordingOptions()) -> Double {
         let scalar = c.precision == .float ? 4.0 : 8.0
         let (nIn, nRec, nOut, T) = (Double(c.nIn), Double(c.nRec), Double(c.nOut), Double(c.sequence))
         let B = Double(c.optimizer.batchSize)
-        // Per sequence: x, z, psi, L, W~ histories and small readout histories.
-        let histories = B * T * (nIn + 4 * nRec + 5 * nOut)
-        let weights = nRec * (nIn + nRec) + nOut * nRec
-        let shards = (B / 8).rounded(.up)
-        // Weights, transposes, Adam m and v, gradient per shard and in total.
-        let perMatrix = weights * (2 + 2 + 1 + shards)
-        let traces = c.gradient == .traces ? shards * 5 * nRec * (nIn + nRec) : 0
-        return (histories + perMatrix + traces) * scalar
+        let shards = (B / Double(Trainer<Float>.shardSize)).rounded(.up)
+        let nRecord = Double(min(r.nRecord, c.nRec))
+        let w = nRec * (nIn + nRec) + nOut * nRec  // weights of the three trained matrices
+        // Per sequence and step: x, target, z, psi, L, u, err, errBar, the W~ history (BLAS
+        // kernel), the recorded v and a (scalars); the spike lists (Int32 indices, Int counts).
+        let wTilde = c.kernel == .blas && c.gradient == .adjoint ? nRec : 0
+        let perStep = (nIn + 3 * nOut + 3 * nRec + wTilde + 2 * nRecord) * scalar + (nIn + nRec) * 4 + 16
+        // Per shard: gradients, the sparse accumulators G_in^T and G_rec^T, trace matrices, and
+        // their allocation overhead (120 kB per shard, above what was measured with --batch-size 20000 --sequence 2).
+        let traces = c.gradient == .traces ? 5 * nRec * (nIn + nRec) : 0
+        let perShard = (w + nRec * (nIn + nRec) + traces) * scalar + 120e3
+        // Weights, their transposes, Adam's moments, the batch gradient, the last iteration's
+        // continuation (gradient and weights), the last finite weights.
+        let global = w * scalar * (1 + 1 + (c.optimizer.kind == .adam ? 2 : 0) + 1 + 2 + 1) + w * scalar  // + last shard's term
+        // Patterns in double: generated trials keep up to three batches of [n_in + n_out, T].
+        let patterns = (c.task == .evidenceAccumulation ? 3 * B : 1) * (nIn + nOut) * T * 8
+        let recordings = Double(r.iterations.count(total: c.iterations)) * B * recordedSequenceBytes(c, r)
+        let baseline = 40e6
+        return B * T * perStep + shards * perShard + global + patterns + recordings + baseline
     }
 
-    /// Bytes of the outputs (weights, recordings of the recorded iterations, checkpoint).
-    public static func diskBytes(_ c: TrainingConfig, recording r: RecordingOptions) -> Double {
+    /// Bytes of the recordings of one sequence (in memory and on disk, double precision):
+    /// multimeters, spikes (input rate as configured, recurrent up to 100 Hz), weight-recorder events.
+    static func recordedSequenceBytes(_ c: TrainingConfig, _ r: RecordingOptions) -> Double {
         let (nIn, nRec, nOut, T) = (Double(c.nIn), Double(c.nRec), Double(c.nOut), Double(c.sequence))
-        let weights = (nRec * (nIn + nRec) + nOut * nRec) * 8
-        let recorded = Double(r.iterations.count(total: c.iterations)) * Double(c.optimizer.batchSize)
-        // Per recorded sequence: multimeters, spikes (input rate as configured, recurrent up to
-        // 100 Hz), weight-recorder events.
         let spikes = T * (c.inputSpikeProb * nIn + 0.1 * nRec) * 12
-        let perSequence = T * (Double(min(r.nRecord, c.nRec)) * 5 + nOut * 5 + 2) * 8 + spikes
+        return T * (Double(min(r.nRecord, c.nRec)) * 5 + nOut * 5 + 2) * 8 + spikes
             + T * 0.1 * Double(r.nRecordW * (r.nRecordW + c.nOut)) * 32
-        return weights * 5 + recorded * perSequence + Double(c.iterations) * 64
+    }
+
+    /// Bytes of the outputs: weights (initial and final), recordings, the checkpoint (weights
+    /// and Adam's moments in the run's precision, and the results), and the per-iteration arrays.
+    public static func diskBytes(_ c: TrainingConfig, recording r: RecordingOptions) -> Double {
+        let scalar = c.precision == .float ? 4.0 : 8.0
+        let (nIn, nRec, nOut) = (Double(c.nIn), Double(c.nRec), Double(c.nOut))
+        let w = nRec * (nIn + nRec) + nOut * nRec
+        let weights = (w + nRec * nOut + nRec) * 8 * 2
+        let recorded = Double(r.iterations.count(total: c.iterations)) * Double(c.optimizer.batchSize) * recordedSequenceBytes(c, r)
+        let checkpoint = w * scalar * (c.optimizer.kind == .adam ? 3 : 1) + Double(c.iterations) * (200 + 20 * Double(c.optimizer.batchSize))
+        let patterns = (nIn + nOut) * Double(c.sequence) * 8
+        return weights + recorded + checkpoint + patterns + Double(c.iterations) * (64 + 8 * (Double(c.optimizer.batchSize) + nOut))
     }
 
     /// Refuses a run whose memory would not fit this machine or whose outputs would not fit the
     /// disk holding `out` (or its nearest existing parent).
     public static func check(_ c: TrainingConfig, recording: RecordingOptions, out: URL) throws {
-        let memory = memoryBytes(c), physical = Double(ProcessInfo.processInfo.physicalMemory)
+        let memory = memoryBytes(c, recording: recording), physical = Double(ProcessInfo.processInfo.physicalMemory)
         if memory > 0.8 * physical {
             throw ResourceError(String(format: "the configuration needs about %.1f GB of memory, more than 80%% of this machine's %.1f GB; reduce --batch-size, --n-rec or --sequence", memory / 1e9, physical / 1e9))
         }

@@ -2,7 +2,8 @@ import Foundation
 
 /// Writes a training run's outputs into a run folder: numpy-readable `.npy` arrays named like
 /// NEST's reference exports (so a run folder is itself a valid `--init` folder), `loss.csv`
-/// and `run.json` (configuration, versions, timings).
+/// and `run.json` (configuration, versions, timings). Per-iteration arrays are
+/// `[iterations, ...]`, and iterations are counted from 1 wherever they are stored as numbers.
 public enum RunOutput {
     public static let version = "0.1.0"
 
@@ -16,7 +17,7 @@ public enum RunOutput {
         try folder.write(NPYArray(shape: [n, t.config.optimizer.batchSize], values: t.results.flatMap(\.lossPerSequence)), "loss_per_sequence.npy")
         try folder.write(NPYArray(shape: [n], values: t.results.map(\.rateHz)), "rate_rec_hz.npy")
         let nOut = t.net.nOut
-        try folder.write(NPYArray(shape: [nOut, n], values: (0..<nOut).flatMap { k in t.results.map { $0.lossPerReadout[k] } }), "loss_per_readout.npy")
+        try folder.write(NPYArray(shape: [n, nOut], values: t.results.flatMap(\.lossPerReadout)), "loss_per_readout.npy")
         let classification = t.config.readout.loss == .crossEntropy
         var csv = "iteration,loss," + (classification ? "accuracy," : "") + "mean_rate_rec_hz,seconds\n"
         for r in t.results {
@@ -27,7 +28,9 @@ public enum RunOutput {
         try folder.write(NPYArray(i.wInRec), "w_in_rec_init.npy")
         try folder.write(NPYArray(i.wRecRec), "w_rec_rec_init.npy")
         try folder.write(NPYArray(i.wRecOut), "w_rec_out_init.npy")
-        try folder.write(NPYArray(i.wOutRecFeedback), "w_out_rec_feedback.npy")
+        // The feedback the run used: with symmetric feedback B starts as W_out^T and follows it.
+        let feedback = t.config.feedback == .symmetric ? Matrix<Double>(rows: i.nRec, cols: i.nOut, (0..<(i.nRec * i.nOut)).map { i.wRecOut[$0 % i.nOut, $0 / i.nOut] }) : i.wOutRecFeedback
+        try folder.write(NPYArray(feedback), "w_out_rec_feedback.npy")
         try folder.write(NPYArray(vector: i.tauM), "tau_m_rec.npy")
         // The task's patterns, as --init reads them (generated trials are redrawn from the seed).
         let patterns = i.patterns
@@ -42,24 +45,39 @@ public enum RunOutput {
         }
         for (m, w) in zip(TrainedMatrix.allCases, t.net.trained) { try folder.write(NPYArray(w), "\(m.name)_final.npy") }
         try t.recorder.write(to: folder)
+        try writeRecord(t, to: folder, commandLine: commandLine, initSource: initSource, trainSeconds: trainSeconds, status: status, gitCommit: gitCommit)
+    }
 
+    /// Writes `run.json` alone (also what a failed run still tries to write).
+    public static func writeRecord<S: Scalar>(
+        _ t: Trainer<S>, to folder: RunFolder, commandLine: [String], initSource: String, trainSeconds: Double,
+        status: String, gitCommit: String
+    ) throws {
         let secs = t.results.map(\.seconds).sorted()
         let record = RunRecord(
             status: status, completed_iterations: t.iteration,
             eprop_dense_version: version, git_commit: gitCommit, command_line: commandLine, init_source: initSource,
             date_utc: ISO8601DateFormatter().string(from: Date()), config: t.config,
+            resolved: .init(learning_window: t.config.resolvedLearningWindow, adapt_beta: t.config.recurrent.resolvedAdaptBeta,
+                            surrogate_gradient_height: t.config.recurrent.resolvedHeight, surrogate_gradient_width: t.config.recurrent.resolvedWidth,
+                            n_adaptive: t.config.recurrent.model == .alif ? (t.config.recurrent.nAdaptive ?? t.config.nRec) : 0,
+                            patterns: t.initial.patterns.isGenerated ? "generated (\(t.config.task.rawValue))" : initSource.contains("--input") ? "user-defined" : "\(t.config.task.rawValue), \(t.initial.patterns.count) pattern(s)"),
+            recording: t.recorder.options,
             blas: .init(library: BLASRuntime.config, core: BLASRuntime.coreName, threads: BLASRuntime.threads),
             machine: .init(host: ProcessInfo.processInfo.hostName, cpus: ProcessInfo.processInfo.activeProcessorCount),
             timings: .init(
                 total_s: trainSeconds, per_iteration_mean_s: secs.reduce(0, +) / Double(max(secs.count, 1)),
                 per_iteration_median_s: secs.isEmpty ? 0 : secs[secs.count / 2]),
             peak_memory_mb: peakMemoryMB(),
+            memory_estimate_mb: Resources.memoryBytes(t.config, recording: t.recorder.options) / 1e6,
             final_loss: t.results.last?.loss ?? .nan,
             notes: "tau_m is drawn by eprop-dense's numpy-compatible generator unless --init gives NEST's; recordings (rec_*, out_*, spikes_*, wr_*) use NEST's names and time stamps; see README 'Recordings'.")
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        try enc.encode(record).write(to: folder.url("run.json"), options: .atomic)
+        do { try enc.encode(record).write(to: folder.url("run.json"), options: .atomic) } catch {
+            throw RunFolderError("writing \(folder.url("run.json").path) failed: \(plainMessage(error))")
+        }
     }
 
     /// Peak resident memory of this process (MB): the kernel's high-water mark `VmHWM` from
@@ -92,10 +110,20 @@ struct RunRecord: Encodable {
     let init_source: String
     let date_utc: String
     let config: TrainingConfig
+    /// Values the configuration leaves to defaults or formulas, as the run used them.
+    struct Resolved: Encodable {
+        let learning_window: Int, adapt_beta: Double, surrogate_gradient_height: Double, surrogate_gradient_width: Double
+        let n_adaptive: Int
+        let patterns: String
+    }
+    let resolved: Resolved
+    let recording: RecordingOptions
     let blas: BLAS
     let machine: Machine
     let timings: Timings
     let peak_memory_mb: Double
+    /// What the check before the run estimated (`Resources.memoryBytes`).
+    let memory_estimate_mb: Double
     let final_loss: Double
     let notes: String
 }

@@ -43,18 +43,15 @@ public final class Patterns: @unchecked Sendable {
 
 extension Patterns {
     /// User-defined patterns from `.npy` files: input `[n_in, T]` (0/1) and target `[n_out, T]`, or
-    /// `[K, n_in, T]` and `[K, n_out, T]` for K patterns used in turn; the sizes must be those of
-    /// the configuration.
-    public static func load(input inputURL: URL, target targetURL: URL, _ c: TrainingConfig) throws -> Patterns {
+    /// `[K, n_in, T]` and `[K, n_out, T]` for K patterns used in turn; the sizes come from the arrays.
+    public static func load(input inputURL: URL, target targetURL: URL) throws -> Patterns {
         let x = try NPY.read(inputURL), y = try NPY.read(targetURL)
-        let (nIn, nOut, T) = (c.nIn, c.nOut, c.sequence)
-        let k = x.shape.count == 3 ? x.shape[0] : 1
-        let lead = x.shape.count == 3 ? [k] : []
-        guard x.shape == lead + [nIn, T] else {
-            throw ConfigError(parameter: "input", requirement: "\(inputURL.path): expected shape [n_in=\(nIn), T=\(T)] or [K, \(nIn), \(T)] (set n_in and sequence to match), got \(x.shape)")
+        guard (x.shape.count == 2 || x.shape.count == 3), x.shape.allSatisfy({ $0 > 0 }), x.shape.last! >= 2 else {
+            throw ConfigError(parameter: "input", requirement: "\(inputURL.path): expected shape [n_in, T] or [K, n_in, T] with T >= 2, got \(x.shape)")
         }
-        guard y.shape == lead + [nOut, T] else {
-            throw ConfigError(parameter: "target", requirement: "\(targetURL.path): expected shape \(lead + [nOut, T]) (set n_out to match), got \(y.shape)")
+        let lead = Array(x.shape.dropLast(2)), T = x.shape.last!
+        guard y.shape.count == x.shape.count, Array(y.shape.dropLast(2)) == lead, y.shape.last == T, y.shape[y.shape.count - 2] > 0 else {
+            throw ConfigError(parameter: "target", requirement: "\(targetURL.path): expected shape [\((lead.map(String.init) + ["n_out", "\(T)"]).joined(separator: ", "))] like the input \(x.shape), got \(y.shape)")
         }
         guard x.values.allSatisfy({ $0 == 0 || $0 == 1 }) else {
             throw ConfigError(parameter: "input", requirement: "\(inputURL.path): values must be 0 or 1 (spike or not)")
@@ -63,6 +60,21 @@ extension Patterns {
             throw ConfigError(parameter: "target", requirement: "\(targetURL.path): values must be finite")
         }
         return Patterns(input: x, target: y)
+    }
+
+    /// Cross entropy needs class probabilities as targets: non-negative and summing to 1 over
+    /// the readouts at every step of the learning window (otherwise nothing is learned).
+    public func checkClassTargets(learningWindow: Int) throws {
+        guard generator == nil else { return }  // generated trials are one-hot
+        for (k, p) in fixed.enumerated() {
+            for s in (steps - learningWindow)..<steps {
+                let column = (0..<nOut).map { p.target[$0, s] }
+                let sum = column.reduce(0, +)
+                guard column.allSatisfy({ $0 >= 0 }), abs(sum - 1) <= 1e-6 else {
+                    throw ConfigError(parameter: "target", requirement: "cross-entropy targets must be class probabilities, non-negative and summing to 1 over the readouts at every step of the learning window; pattern \(k), step \(s) has \(column)")
+                }
+            }
+        }
     }
 
     /// Patterns from arrays `[n_in, T]` and `[n_out, T]` (one frozen pattern) or `[K, n_in, T]` and

@@ -33,11 +33,12 @@ final class Shard<S: Scalar>: @unchecked Sendable {
     /// The left-out term of the run's last sequence on its own (when this shard holds it).
     let lastTerm: Gradients<S>
 
-    init(first: Int, size: Int, steps T: Int, config: TrainingConfig, net: Network<S>, nRecord: Int, initial: NetworkInit) {
+    init(first: Int, size: Int, steps T: Int, config: TrainingConfig, net: Network<S>, nRecord: Int, initial: NetworkInit, isLast: Bool) {
         self.first = first
         seq = SequenceBuffers(batch: size, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut, nRecord: nRecord)
         gradients = Gradients(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
-        lastTerm = Gradients(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
+        // Only the batch's last shard can hold the run's last sequence.
+        lastTerm = isLast ? Gradients(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut) : Gradients(nIn: 0, nRec: 0, nOut: 0)
         missingLastTerm = .none(batch: size)
         switch config.gradient {
         case .adjoint: computer = AdjointGradient(batch: size, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut, kernel: config.kernel)
@@ -88,7 +89,8 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         let net = Network<S>(initial, config: config)
         self.net = net
         shards = stride(from: 0, to: B, by: Self.shardSize).map {
-            Shard(first: $0, size: min(Self.shardSize, B - $0), steps: T, config: config, net: net, nRecord: recording.nRecord, initial: initial)
+            Shard(first: $0, size: min(Self.shardSize, B - $0), steps: T, config: config, net: net, nRecord: recording.nRecord, initial: initial,
+                  isLast: $0 + Self.shardSize >= B)
         }
         recorder = Recorder(recording, iterations: config.iterations, batch: B, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
         gradients = Gradients(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)

@@ -65,8 +65,15 @@ public enum RunOutcome: Sendable, Equatable {
     /// the iteration in progress; a checkpoint and the outputs so far are written.
     case interrupted(signal: Int32)
     /// A NaN or infinity appeared in `quantity` at 1-based `iteration`; the outputs so far are
-    /// written (status "diverged") and the last good checkpoint, if any, is kept.
+    /// written (status "diverged") with the last finite weights, and the last good checkpoint,
+    /// if any, is kept.
     case diverged(iteration: Int, quantity: String, checkpointKept: Bool)
+}
+
+/// A run that could not write its outputs (a full disk, a vanished folder); `run.json` says
+/// "failed" where it could still be written.
+public struct RunFailure: Error, CustomStringConvertible {
+    public let description: String
 }
 
 /// The result of `TrainingRun.run`: how it ended and the summary a front end prints.
@@ -75,12 +82,19 @@ public struct RunSummary: Sendable {
     /// Iterations completed (over all legs of a resumed run).
     public let completedIterations: Int
     public let finalLoss: Double
+    /// Classification: the accuracy of the last iteration.
+    public let finalAccuracy: Double?
     /// Means over this process's iterations.
     public let meanRateHz: Double
     public let secondsPerIteration: Double
     public let peakMemoryMB: Double
     /// The run folder.
     public let folder: URL
+    /// Signs of a run going wrong without a NaN (a loss grown by orders of magnitude, rates near
+    /// their maximum), in words.
+    public let warnings: [String]
+    /// Leftovers of crashed runs that were cleaned up when this one started.
+    public let cleanedUp: [String]
 }
 
 /// What the front end tells a run as it goes and learns from it.
@@ -125,22 +139,35 @@ public final class TrainingRun<S: Scalar> {
         let start = ContinuousClock.now
         let config = plan.config
         let firstIteration = trainer.iteration
-        func writeOutputs(status: String) throws {
+        func write(status: String) throws {
             try RunOutput.write(trainer, to: folder, commandLine: control.commandLine, initSource: plan.initSource,
                                 trainSeconds: (ContinuousClock.now - start).seconds, status: status, gitCommit: control.gitCommit)
             try folder.commit()
         }
+        // A failed write ends the run, with status "failed" in run.json where that still fits.
+        func failed(_ error: Error) -> RunFailure {
+            try? RunOutput.writeRecord(trainer, to: folder, commandLine: control.commandLine, initSource: plan.initSource,
+                                       trainSeconds: (ContinuousClock.now - start).seconds, status: "failed", gitCommit: control.gitCommit)
+            return RunFailure(description: error is NPYError || error is RunFolderError || error is CheckpointError ? "\(error)" : "writing the outputs into \(folder.current.path) failed: \(plainMessage(error))")
+        }
+        func writeOutputs(status: String) throws {
+            do { try write(status: status) } catch { throw failed(error) }
+        }
         func checkpoint() throws {
             try writeOutputs(status: "running")
-            try Checkpoint.write(trainer, in: folder.final, checkpointEvery: plan.checkpointEvery)
+            do { try Checkpoint.write(trainer, in: folder.final, checkpointEvery: plan.checkpointEvery) } catch { throw failed(error) }
         }
+        // The weights before the current iteration, restored if it diverges.
+        let lastFinite = trainer.net.trained.map { Matrix<S>(rows: $0.rows, cols: $0.cols) }
         func summary(_ outcome: RunOutcome) -> RunSummary {
             let mine = trainer.results[firstIteration...]
             let n = Double(max(mine.count, 1))
             return RunSummary(
                 outcome: outcome, completedIterations: trainer.iteration, finalLoss: trainer.results.last?.loss ?? .nan,
+                finalAccuracy: trainer.results.last?.accuracy,
                 meanRateHz: mine.map(\.rateHz).reduce(0, +) / n, secondsPerIteration: mine.map(\.seconds).reduce(0, +) / n,
-                peakMemoryMB: RunOutput.peakMemoryMB(), folder: folder.final)
+                peakMemoryMB: RunOutput.peakMemoryMB(), folder: folder.final, warnings: Self.warnings(trainer.results, config),
+                cleanedUp: folder.removedLeftovers)
         }
 
         while trainer.iteration < config.iterations {
@@ -149,8 +176,10 @@ public final class TrainingRun<S: Scalar> {
                 try writeOutputs(status: "interrupted")
                 return summary(.interrupted(signal: signal))
             }
+            for (copy, w) in zip(lastFinite, trainer.net.trained) { copy.copy(from: w) }
             let result = trainer.step()
             if let bad = trainer.firstNonFinite() {
+                for (w, copy) in zip(trainer.net.trained, lastFinite) { w.copy(from: copy) }
                 try writeOutputs(status: "diverged")
                 let kept = FileManager.default.fileExists(atPath: folder.final.appendingPathComponent("checkpoint").path)
                 return summary(.diverged(iteration: result.iteration + 1, quantity: bad, checkpointKept: kept))
@@ -161,6 +190,23 @@ public final class TrainingRun<S: Scalar> {
         }
         try writeOutputs(status: "complete")
         return summary(.complete)
+    }
+}
+
+extension TrainingRun {
+    /// A loss that grew 100-fold over its first value or a mean rate above half of the most a
+    /// neuron can fire (one spike per step, or per refractory period) in the last iteration.
+    static func warnings(_ results: [IterationResult], _ c: TrainingConfig) -> [String] {
+        guard let first = results.first, let last = results.last else { return [] }
+        var out: [String] = []
+        if last.loss > 100 * first.loss && last.loss > 0 {
+            out.append(String(format: "the loss grew from %.4g to %.4g; the learning rate (eta %g) may be too large", first.loss, last.loss, c.optimizer.eta))
+        }
+        let maxRate = 1000 / max(1, (c.recurrent.tRef).rounded())
+        if last.rateHz > 0.5 * maxRate {
+            out.append(String(format: "the mean firing rate is %.0f Hz, near the most a neuron can fire (%.0f Hz): the network saturates (lower eta or the input weights)", last.rateHz, maxRate))
+        }
+        return out
     }
 }
 

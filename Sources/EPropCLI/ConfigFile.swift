@@ -26,11 +26,20 @@ public enum ConfigFile {
     }
 
     static func options(fromFile path: String) throws -> [String] {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw Failure(description: "--config \(path): file cannot be read")
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw Failure(description: "--config \(path): file does not exist")
         }
-        guard (try? JSONSerialization.jsonObject(with: data)) != nil else {
+        guard !isDir.boolValue else { throw Failure(description: "--config \(path): is a folder, not a JSON file") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw Failure(description: "--config \(path): file cannot be read (permission denied)")
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: data) else {
             throw Failure(description: "--config \(path): not valid JSON")
+        }
+        // A run's run.json: its configuration, as options.
+        if let record = object as? [String: Any], record["eprop_dense_version"] != nil, let config = record["config"] as? [String: Any] {
+            return try check(runRecordOptions(config), path: path)
         }
         guard let dict = try? JSONDecoder().decode([String: Value].self, from: data) else {
             throw Failure(description: "--config \(path): the top level must be an object whose values are numbers, strings or true/false")
@@ -56,6 +65,50 @@ public enum ConfigFile {
             out += args
         }
         return out
+    }
+
+    /// The options that reproduce a run's configuration (`run.json`'s `config`, keyed as
+    /// `TrainingConfig` encodes itself): camelCase names become option names, readout values get
+    /// `-out`, and values the configuration holds but its options would not use are left out.
+    static func runRecordOptions(_ config: [String: Any]) -> [String] {
+        let renamed = ["recurrent.surrogateHeight": "surrogate-gradient-height", "recurrent.surrogateWidth": "surrogate-gradient-width",
+                       "recurrent.surrogateGradient": "surrogate-gradient-function", "optimizer.kind": "optimizer", "readout.loss": "loss"]
+        let recurrent = config["recurrent"] as? [String: Any] ?? [:], optimizer = config["optimizer"] as? [String: Any] ?? [:]
+        var skipped: Set<String> = ["readout.regularSpikeArrival"]  // not an option: always false
+        if !(recurrent["surrogateHeight"] is NSNull) { skipped.insert("recurrent.gamma") }
+        if optimizer["kind"] as? String == "gradient-descent" { skipped.formUnion(["optimizer.beta1", "optimizer.beta2", "optimizer.epsilon"]) }
+        if recurrent["model"] as? String == "lif" { skipped.formUnion(["recurrent.adaptTau", "recurrent.adaptBeta"]) }
+        func kebab(_ s: String) -> String {
+            s.reduce(into: "") { out, ch in
+                if ch.isUppercase || (ch.isNumber && !(out.last?.isNumber ?? true)) { out += "-" }
+                out += ch.lowercased()
+            }
+        }
+        var out: [String] = []
+        func walk(_ value: Any, _ path: String) {
+            if let d = value as? [String: Any] {
+                for (k, v) in d { walk(v, path.isEmpty ? k : "\(path).\(k)") }
+                return
+            }
+            guard !skipped.contains(path), !(value is NSNull), "\(value)" != "-inf" else { return }
+            let parts = path.split(separator: ".").map(String.init)
+            let name = renamed[path] ?? (kebab(parts.last!) + (parts.first == "readout" ? "-out" : ""))
+            if let n = value as? NSNumber, String(cString: n.objCType) == "c" {  // JSON true/false
+                out.append(n.boolValue ? "--\(name)" : "--no-\(name)")
+            } else {
+                out.append("--\(name)=\(value)")
+            }
+        }
+        walk(config, "")
+        return out.sorted()
+    }
+
+    /// Checks each option of a run record alone, as for keys of a JSON options file.
+    private static func check(_ args: [String], path: String) throws -> [String] {
+        for a in args {
+            if case .failure(let message) = check([a]) { throw Failure(description: "--config \(path): \(a): \(message)") }
+        }
+        return args
     }
 
     /// A JSON value of a configuration key.

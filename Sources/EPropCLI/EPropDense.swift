@@ -14,7 +14,8 @@ public struct EPropDense: ParsableCommand {
             generator, since NEST's cannot be reproduced. --init starts from a NEST export instead.
             Outputs (--out): loss.npy, loss_per_sequence.npy, loss.csv, w_*_init.npy, w_*_final.npy, \
             tau_m_rec.npy, recordings (rec_*, out_*, spikes_*, wr_*), run.json.
-            """)
+            """,
+        version: RunOutput.version)
 
     public init() {}
 
@@ -26,23 +27,51 @@ public struct EPropDense: ParsableCommand {
     @OptionGroup(title: "Outputs") public var output: OutputOptions
 
     /// The configuration: the task's defaults (NEST's script), then every option given. With
-    /// `initial` (an `--init` export) the sizes come from its arrays.
-    public func resolvedConfig(initial: NetworkInit? = nil) throws -> TrainingConfig {
+    /// `initial` (an `--init` export) or `patterns` (`--input`/`--target`) the sizes come from
+    /// their arrays, and options that disagree with them are refused.
+    public func resolvedConfig(initial: NetworkInit? = nil, patterns: Patterns? = nil) throws -> TrainingConfig {
         var c = TrainingConfig.defaults(for: task.task ?? .infiniteLoop)
+        var sizes: [(name: String, given: Int?, actual: Int, source: String)] = []
         if let i = initial {
-            for (name, given, actual) in [("n-in", task.nIn, i.nIn), ("n-rec", task.nRec, i.nRec), ("n-out", task.nOut, i.nOut), ("sequence", task.sequence, i.steps)] {
-                if let g = given, g != actual {
-                    throw ValidationError("invalid --\(name): \(g) conflicts with the --init arrays (\(actual)); omit it or pass \(actual)")
-                }
-            }
+            sizes += [("n-in", task.nIn, i.nIn, "--init"), ("n-rec", task.nRec, i.nRec, "--init"), ("n-out", task.nOut, i.nOut, "--init"), ("sequence", task.sequence, i.steps, "--init")]
             (c.nIn, c.nRec, c.nOut, c.sequence) = (i.nIn, i.nRec, i.nOut, i.steps)
         }
+        if let p = patterns {
+            sizes += [("n-in", initial?.nIn ?? task.nIn, p.nIn, "--input"), ("n-out", initial?.nOut ?? task.nOut, p.nOut, "--target"), ("sequence", initial?.steps ?? task.sequence, p.steps, "--input")]
+            (c.nIn, c.nOut, c.sequence) = (p.nIn, p.nOut, p.steps)
+        }
+        for s in sizes {
+            if let g = s.given, g != s.actual {
+                throw ValidationError("invalid --\(s.name): \(g) conflicts with the \(s.source) arrays (\(s.actual)); omit it or pass \(s.actual)")
+            }
+        }
+        // A plain LIF model asked for on a task whose default mixes in adaptive neurons.
+        if neuron.model == .lif && neuron.nAdaptive == nil { c.recurrent.nAdaptive = nil }
         task.apply(to: &c)
         neuron.apply(to: &c.recurrent)
         readout.apply(to: &c.readout)
         plasticity.apply(to: &c)
         engine.apply(to: &c)
+        try refuseUnused(c)
         return c
+    }
+
+    /// Every option given is used, or the run is refused naming it.
+    func refuseUnused(_ c: TrainingConfig) throws {
+        let patternsGiven = task.`init` != nil || task.input != nil
+        let unused: [(Bool, String, String)] = [
+            (neuron.gamma != nil && neuron.surrogateGradientHeight != nil, "gamma", "--surrogate-gradient-height sets the height directly; give one of them"),
+            (c.recurrent.model == .lif && (neuron.adaptTau != nil || neuron.adaptBeta != nil), neuron.adaptTau != nil ? "adapt-tau" : "adapt-beta", "adaptation applies to --model alif only"),
+            (c.optimizer.kind == .gradientDescent && plasticity.beta1 != nil, "beta-1", "applies to --optimizer adam only"),
+            (c.optimizer.kind == .gradientDescent && plasticity.beta2 != nil, "beta-2", "applies to --optimizer adam only"),
+            (c.optimizer.kind == .gradientDescent && plasticity.epsilon != nil, "epsilon", "applies to --optimizer adam only"),
+            (task.`init` != nil && task.seed != nil, "seed", "the --init folder gives the weights and patterns, so no seed is drawn from"),
+            (task.`init` != nil && neuron.tauMStd != nil, "tau-m-std", "the --init folder gives every neuron's tau_m"),
+            (patternsGiven && task.inputSpikeProb != nil, "input-spike-prob", "the input patterns come from \(task.`init` != nil ? "--init" : "--input")"),
+        ]
+        if let (_, name, why) = unused.first(where: \.0) {
+            throw ValidationError("invalid --\(name): it would have no effect (\(why))")
+        }
     }
 
     /// What a new run records.
@@ -56,17 +85,22 @@ public struct EPropDense: ParsableCommand {
     /// checked (including memory and the disk holding `out`) before anything is drawn.
     public func newPlan(out: URL) throws -> RunPlan {
         let initial = try task.`init`.map { try NESTExport.load(URL(fileURLWithPath: $0)) }
-        let config = try resolvedConfig(initial: initial)
-        let recording = try recording()
-        try RunPlan.validate(config, recording: recording, checkpointEvery: output.checkpointEvery ?? 0, out: out)
-        var state = initial ?? TaskGenerator.generate(config)
+        let patterns: Patterns?
         switch (task.input, task.target) {
-        case (nil, nil): break
-        case (let x?, let y?): state.patterns = try Patterns.load(input: URL(fileURLWithPath: x), target: URL(fileURLWithPath: y), config)
+        case (nil, nil): patterns = nil
+        case (let x?, let y?): patterns = try Patterns.load(input: URL(fileURLWithPath: x), target: URL(fileURLWithPath: y))
         default: throw ValidationError("invalid --input/--target: give both files (input spikes [n_in, T] or [K, n_in, T], target [n_out, T] or [K, n_out, T])")
         }
-        let source = task.`init` ?? (task.input != nil ? "seed \(config.seed), patterns from \(task.input!) and \(task.target!)" : "seed \(config.seed)")
-        return RunPlan(config: config, initial: state, recording: recording, checkpointEvery: output.checkpointEvery ?? 0, initSource: source)
+        let config = try resolvedConfig(initial: initial, patterns: patterns)
+        let recording = try recording()
+        try RunPlan.validate(config, recording: recording, checkpointEvery: output.checkpointEvery ?? 0, out: out)
+        if output.plot { _ = try Plotter.locate() }
+        var state = initial ?? TaskGenerator.generate(config)
+        if let patterns { state.patterns = patterns }
+        if config.readout.loss == .crossEntropy { try state.patterns.checkClassTargets(learningWindow: config.resolvedLearningWindow) }
+        let source = [task.`init`.map { "--init \($0)" } ?? "seed \(config.seed)", task.input.map { "patterns from --input \($0) --target \(task.target!)" }]
+        return RunPlan(config: config, initial: state, recording: recording, checkpointEvery: output.checkpointEvery ?? 0,
+                       initSource: source.compactMap { $0 }.joined(separator: ", "))
     }
 
     /// The plan that continues the run in `dir`. Options that would change the run are refused
@@ -133,6 +167,7 @@ public struct EPropDense: ParsableCommand {
         let control = RunControl(
             stopRequested: { Interruption.received },
             onIteration: { r in
+                progress.clear()
                 if !quiet {
                     let accuracy = r.accuracy.map { String(format: "  accuracy %.3f", $0) } ?? ""
                     print(String(format: "iteration %5d  loss %.8f%@  rate %6.2f Hz  time %.4f s", r.iteration + 1, r.loss, accuracy, r.rateHz, r.seconds))
@@ -142,11 +177,14 @@ public struct EPropDense: ParsableCommand {
             commandLine: CommandLine.arguments, gitCommit: Provenance.gitCommit())
         let summary = try plan.run(in: folder, control)
         progress.finish()
+        for note in summary.cleanedUp { FileHandle.standardError.write(Data("note: \(note) (left by a run that died)\n".utf8)) }
+        for warning in summary.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
         let path = summary.folder.path
         switch summary.outcome {
         case .complete:
-            FileHandle.standardError.write(Data(String(format: "done: %d iterations, final loss %.6f, mean rate %.2f Hz, %.4f s per iteration, peak memory %.1f MB; outputs in %@\n",
-                summary.completedIterations, summary.finalLoss, summary.meanRateHz, summary.secondsPerIteration, summary.peakMemoryMB, path).utf8))
+            let accuracy = summary.finalAccuracy.map { String(format: ", final accuracy %.3f", $0) } ?? ""
+            FileHandle.standardError.write(Data(String(format: "done: %d iterations, final loss %.6f%@, mean rate %.2f Hz, %.4f s per iteration, peak memory %.1f MB; outputs in %@\n",
+                summary.completedIterations, summary.finalLoss, accuracy, summary.meanRateHz, summary.secondsPerIteration, summary.peakMemoryMB, path).utf8))
             if output.plot { try Plotter.render(summary.folder) }
         case .interrupted(let signal):
             FileHandle.standardError.write(Data("interrupted by signal \(signal) after iteration \(summary.completedIterations); outputs and checkpoint in \(path)\nresume with: eprop-dense --resume \(Self.shellQuoted(path)) --iterations \(plan.config.iterations)\n".utf8))
@@ -193,7 +231,7 @@ public struct EPropDense: ParsableCommand {
     }
 
     /// A path as a shell word (pasteable).
-    static func shellQuoted(_ s: String) -> String {
+    public static func shellQuoted(_ s: String) -> String {
         s.allSatisfy { $0.isLetter || $0.isNumber || "/._-+=:,".contains($0) } ? s : "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 }

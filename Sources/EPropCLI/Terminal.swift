@@ -7,6 +7,8 @@ public final class Progress {
     var elapsed = 0.0
     var lastPrint = ContinuousClock.now
     let start: Int
+    /// Whether the terminal shows an unfinished progress line.
+    private var showing = false
     init(total: Int, done: Int = 0, enabled: Bool) {
         self.total = total
         start = done
@@ -20,28 +22,39 @@ public final class Progress {
         let remaining = elapsed / Double(max(done - start, 1)) * Double(total - done)
         let line = String(format: "[%d/%d] %.0f%%, %.1f s elapsed, ~%.1f s left", done, total, 100 * Double(done) / Double(total), elapsed, remaining)
         FileHandle.standardError.write(Data((tty ? "\r\u{1B}[K" + line : line + "\n").utf8))
+        showing = tty
     }
-    func finish() { if enabled && tty { FileHandle.standardError.write(Data("\n".utf8)) } }
+    /// Erases the progress line, so that the next line printed starts on a clean line.
+    func clear() {
+        if showing { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        showing = false
+    }
+    func finish() { clear() }
 }
 
 /// Runs the repository's matplotlib script on a run folder.
 enum Plotter {
-    static func render(_ runFolder: URL) throws {
+    /// The Python interpreter and the script, found from the working directory or from the
+    /// binary (.build/<config>/eprop-dense); checked before training.
+    static func locate() throws -> (python: [String], script: String) {
         let fm = FileManager.default
-        // The script sits in the repository: found from the working directory or from the binary
-        // (.build/<config>/eprop-dense).
         let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         let roots = [URL(fileURLWithPath: fm.currentDirectoryPath),
                      binary.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent(),
                      binary.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()]
         guard let root = roots.first(where: { fm.fileExists(atPath: $0.appendingPathComponent("notebooks-data/plot_run.py").path) }) else {
-            throw PlotError("--plot: notebooks-data/plot_run.py not found; run eprop-dense from the repository folder")
+            throw PlotError("--plot: notebooks-data/plot_run.py not found; run eprop-dense from the repository folder, or plot later with python3 notebooks-data/plot_run.py RUN")
         }
         let venvPython = root.appendingPathComponent(".venv/bin/python").path
-        let python = fm.isExecutableFile(atPath: venvPython) ? venvPython : "/usr/bin/env"
+        let python = fm.isExecutableFile(atPath: venvPython) ? [venvPython] : ["/usr/bin/env", "python3"]
+        return (python, root.appendingPathComponent("notebooks-data/plot_run.py").path)
+    }
+
+    static func render(_ runFolder: URL) throws {
+        let (python, script) = try locate()
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: python)
-        p.arguments = (python == venvPython ? [] : ["python3"]) + [root.appendingPathComponent("notebooks-data/plot_run.py").path, runFolder.path]
+        p.executableURL = URL(fileURLWithPath: python[0])
+        p.arguments = Array(python.dropFirst()) + [script, runFolder.path]
         do { try p.run() } catch {
             throw PlotError("--plot: cannot start Python (\(error.localizedDescription)); install Python 3 with matplotlib: bash scripts/setup.sh")
         }

@@ -93,7 +93,7 @@ final class CLITests: XCTestCase {
             (["--record-iterations", "0,7"], "--record-iterations"),
             (["--checkpoint-every=-1"], "--checkpoint-every"),
             (["--n-rec", "2000000"], "GB of memory"),
-            (["--config", tmp.appendingPathComponent("none.json").path], "cannot be read"),
+            (["--config", tmp.appendingPathComponent("none.json").path], "file does not exist"),
             (["--config", try config("bad.json", "{\"n-rec\": 5,")], "not valid JSON"),
             (["--config", try config("unknown.json", "{\"n-recc\": 5}")], "key 'n-recc': unknown key"),
             (["--config", try config("type.json", "{\"n-rec\": \"many\"}")], "key 'n-rec'"),

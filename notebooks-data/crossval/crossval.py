@@ -22,8 +22,9 @@ Usage (from the repository root, after scripts/setup-python.sh and
     .venv/bin/python notebooks-data/crossval/crossval.py [--quick] [--only a,b] [--keep DIR] [--engine PATH]
 
 --quick runs the configurations marked quick (the tutorial and the sine-waves test network, with their
-Float32 runs; about 20 s). --self-test checks the comparison code without the engine: each NEST export is
-turned into a fake engine output, which must pass, and into deliberately perturbed copies, which must fail.
+Float32 runs; about 20 s). --self-test checks the comparison code without running the engine: each NEST export
+is turned into a fake engine output, which must pass, and into deliberately perturbed copies, which must fail.
+The task defaults come from the engine binary in every mode (task_defaults.py: eprop-dense --print-config).
 """
 
 import argparse
