@@ -178,13 +178,13 @@ public struct EPropDense: ParsableCommand {
         let summary = try plan.run(in: folder, control)
         progress.finish()
         for note in summary.cleanedUp { FileHandle.standardError.write(Data("note: \(note) (left by a run that died)\n".utf8)) }
-        for warning in summary.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
         let path = summary.folder.path
         switch summary.outcome {
         case .complete:
             let accuracy = summary.finalAccuracy.map { String(format: ", final accuracy %.3f", $0) } ?? ""
             FileHandle.standardError.write(Data(String(format: "done: %d iterations, final loss %.6f%@, mean rate %.2f Hz, %.4f s per iteration, peak memory %.1f MB; outputs in %@\n",
                 summary.completedIterations, summary.finalLoss, accuracy, summary.meanRateHz, summary.secondsPerIteration, summary.peakMemoryMB, path).utf8))
+            for warning in summary.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
             if output.plot { try Plotter.render(summary.folder) }
         case .interrupted(let signal):
             FileHandle.standardError.write(Data("interrupted by signal \(signal) after iteration \(summary.completedIterations); outputs and checkpoint in \(path)\nresume with: eprop-dense --resume \(Self.shellQuoted(path)) --iterations \(plan.config.iterations)\n".utf8))
