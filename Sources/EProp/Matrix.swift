@@ -38,8 +38,9 @@ public final class Matrix<S: Scalar>: @unchecked Sendable {
         set { p[r * cols + c] = newValue }
     }
 
-    /// Pointer to the first element of row `r`.
-    @inline(__always) public func row(_ r: Int) -> UnsafeMutablePointer<S> { p + r * cols }
+    /// Pointer to the first element of row `r` (wrapping multiplication: no overflow check in
+    /// the hot loops that call it; the product is below `count`, which was allocated).
+    @inline(__always) public func row(_ r: Int) -> UnsafeMutablePointer<S> { p + r &* cols }
 
     public func fill(_ value: S) { p.update(repeating: value, count: count) }
 

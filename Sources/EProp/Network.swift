@@ -74,29 +74,21 @@ public struct Propagators<S: Scalar>: Sendable {
     /// Replaces each distance d = v - A in `d[0 ..< count]` by psi(d), or 0 where the neuron is
     /// refractory. One loop per function, so that each vectorizes.
     @inline(__always) func surrogateGradient(_ d: UnsafeMutablePointer<S>, count: Int, refractory: UnsafePointer<Int32>) {
-        switch surrogate {
-        case .piecewiseLinear: applySurrogate(.piecewiseLinear, d, count, refractory)
-        case .exponential: applySurrogate(.exponential, d, count, refractory)
-        case .fastSigmoidDerivative: applySurrogate(.fastSigmoidDerivative, d, count, refractory)
-        case .arctanDerivative: applySurrogate(.arctanDerivative, d, count, refractory)
-        }
-    }
-
-    @inline(__always) private func applySurrogate(_ f: SurrogateGradient, _ d: UnsafeMutablePointer<S>, _ count: Int, _ refractory: UnsafePointer<Int32>) {
         let (h, w) = (height, width)
-        for j in 0..<count { d[j] = refractory[j] == 0 ? Self.psi(f, x: abs(d[j]) / w, height: h) : 0 }
-    }
-
-    /// The four surrogate gradients psi of x = |v - A| / width (docs/mathematics.md §1.1), the
-    /// one place of their formulas.
-    @inline(__always) static func psi(_ f: SurrogateGradient, x: S, height h: S) -> S {
-        switch f {
-        case .piecewiseLinear: return h * max(0, 1 - x)
-        case .exponential: return h * S(Foundation.exp(-Double(x)))
-        case .fastSigmoidDerivative: return h / ((1 + x) * (1 + x))
-        case .arctanDerivative: return h / (1 + x * x)
+        switch surrogate {
+        case .piecewiseLinear: for j in 0..<count { d[j] = refractory[j] == 0 ? Self.piecewiseLinear(abs(d[j]) / w, h) : 0 }
+        case .exponential: for j in 0..<count { d[j] = refractory[j] == 0 ? Self.exponential(abs(d[j]) / w, h) : 0 }
+        case .fastSigmoidDerivative: for j in 0..<count { d[j] = refractory[j] == 0 ? Self.fastSigmoidDerivative(abs(d[j]) / w, h) : 0 }
+        case .arctanDerivative: for j in 0..<count { d[j] = refractory[j] == 0 ? Self.arctanDerivative(abs(d[j]) / w, h) : 0 }
         }
     }
+
+    // The four surrogate gradients psi of x = |v - A| / width with height h (docs/mathematics.md
+    // §1.1): the one place of their formulas.
+    @inline(__always) static func piecewiseLinear(_ x: S, _ h: S) -> S { h * max(0, 1 - x) }
+    @inline(__always) static func exponential(_ x: S, _ h: S) -> S { h * S(Foundation.exp(-Double(x))) }
+    @inline(__always) static func fastSigmoidDerivative(_ x: S, _ h: S) -> S { h / ((1 + x) * (1 + x)) }
+    @inline(__always) static func arctanDerivative(_ x: S, _ h: S) -> S { h / (1 + x * x) }
 }
 
 /// The cross-entropy readout's output pi_k = exp(u_k + E_L) / sum_k' exp(u_k' + E_L) across the

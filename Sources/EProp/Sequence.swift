@@ -207,12 +207,12 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
                 let c = cur + b * nRec
                 c.update(repeating: 0, count: nRec)
                 for i in inputSpikes.row(s * B + b) {
-                    let w = wInT + Int(i) * nRec
+                    let w = wInT + Int(i) &* nRec
                     for j in 0..<nRec { c[j] += w[j] }
                 }
                 if s > 0 {
                     for i in spikes.row((s - 1) * B + b) {
-                        let w = wRecT + Int(i) * nRec
+                        let w = wRecT + Int(i) &* nRec
                         for j in 0..<nRec { c[j] += w[j] }
                     }
                 }
@@ -226,13 +226,13 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
             var nowCount = 0
             // Branch-free pass (vectorizes): state, surrogate gradient and spike flag.
             for j in 0..<nRec {
-                let q = b * nRec + j
+                let q = b &* nRec &+ j
                 let zp = zPrev[q]
                 // Reset by the base threshold one step after the spike, not decayed by alpha.
                 let vj = max(alpha[j] * vp[q] + zeta[j] * cur[q] - vTh * zp + iScale[j] * iE * latched, vMin)
                 let aj = beta[j] == 0 ? 0 : rho * ap[q] + zp  // plain LIF neurons have no adaptation
                 let threshold = vTh + beta[j] * aj
-                let r = max(refr[q] - 1, 0)  // refractory steps left, counted down at the step's start
+                let r = max(refr[q] &- 1, 0)  // refractory steps left, counted down at the step's start
                 refr[q] = r
                 psiNow[q] = vj - threshold  // the distance d; psi(d) below
                 zNow[q] = r == 0 && vj >= threshold ? 1 : 0
@@ -241,8 +241,8 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
             }
             P.surrogateGradient(psiNow + b * nRec, count: nRec, refractory: refr + b * nRec)
             // Spike bookkeeping: refractory start, count, and the spike list.
-            for j in 0..<nRec where zNow[b * nRec + j] != 0 {
-                let q = b * nRec + j
+            for j in 0..<nRec where zNow[b &* nRec &+ j] != 0 {
+                let q = b &* nRec &+ j
                 refr[q] = nRef
                 cnt[q] += 1
                 nowList[nowCount] = Int32(j)
@@ -251,8 +251,8 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
             spikes.count[s * B + b] = nowCount
             let vr = vRecord.row(s * B + b), ar = aRecord.row(s * B + b)
             for j in 0..<nRecord {
-                vr[j] = vp[b * nRec + j]
-                ar[j] = ap[b * nRec + j]
+                vr[j] = vp[b &* nRec &+ j]
+                ar[j] = ap[b &* nRec &+ j]
             }
         }
         // 3. Readout sees the spikes of the same step: u = kappa u + zeta_out z(s) W_out^T.
@@ -263,8 +263,8 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
             for b in 0..<B {
                 for k in 0..<nOut {
                     var sum: S = 0
-                    for i in spikes.row(s * B + b) { sum += wOut[k * nRec + Int(i)] }
-                    uNow.p[b * nOut + k] = P.zetaOut * sum + P.kappa * uNow.p[b * nOut + k]
+                    for i in spikes.row(s * B + b) { sum += wOut[k &* nRec &+ Int(i)] }
+                    uNow.p[b &* nOut &+ k] = P.zetaOut * sum + P.kappa * uNow.p[b &* nOut &+ k]
                 }
             }
         }
@@ -273,14 +273,14 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
         for b in 0..<B {
             let latched: S = (s == 0 && isFirstOfRun.p[b] != 0) ? 0 : 1
             for k in 0..<nOut {
-                let q = b * nOut + k
+                let q = b &* nOut &+ k
                 uNow.p[q] += P.currentScaleOut * P.iEOut * latched
                 uHist[q] = uNow.p[q]
             }
             switch lossFunction {
             case .meanSquaredError:
                 for k in 0..<nOut {
-                    let q = b * nOut + k
+                    let q = b &* nOut &+ k
                     let e: S = inWindow ? uNow.p[q] + P.eLOut - yStar[q] : 0
                     errNow[q] = e
                     loss[q] += 0.5 * Double(e) * Double(e)
@@ -288,7 +288,7 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
             case .crossEntropy:
                 let sum = Softmax.denominator(uNow.p + b * nOut, count: nOut, eL: P.eLOut)
                 for k in 0..<nOut {
-                    let q = b * nOut + k
+                    let q = b &* nOut &+ k
                     let pi = Softmax.output(uNow.p[q], eL: P.eLOut, denominator: sum)
                     errNow[q] = inWindow ? S(pi) - yStar[q] : 0
                     if inWindow {
@@ -310,7 +310,7 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
                 let lb = l + b * nRec
                 lb.update(repeating: 0, count: nRec)
                 for k in 0..<nOut {
-                    let e = errNow[b * nOut + k], f = feedbackT + k * nRec
+                    let e = errNow[b &* nOut &+ k], f = feedbackT + k * nRec
                     for j in 0..<nRec { lb[j] += e * f[j] }
                 }
             }

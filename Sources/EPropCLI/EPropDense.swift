@@ -47,13 +47,18 @@ public struct EPropDense: ParsableCommand {
         }
         // A plain LIF model asked for on a task whose default mixes in adaptive neurons.
         if neuron.model == .lif && neuron.nAdaptive == nil { c.recurrent.nAdaptive = nil }
+        applyOptions(to: &c)
+        try refuseUnused(c)
+        return c
+    }
+
+    /// Applies every option given, group by group.
+    func applyOptions(to c: inout TrainingConfig) {
         task.apply(to: &c)
         neuron.apply(to: &c.recurrent)
         readout.apply(to: &c.readout)
         plasticity.apply(to: &c)
         engine.apply(to: &c)
-        try refuseUnused(c)
-        return c
     }
 
     /// Every option given is used, or the run is refused naming it.
@@ -115,11 +120,7 @@ public struct EPropDense: ParsableCommand {
             throw ValidationError("invalid --task: the run in \(dir) trains \(plan.config.task.rawValue); a resumed run keeps its configuration")
         }
         var asked = plan.config
-        task.apply(to: &asked)
-        neuron.apply(to: &asked.recurrent)
-        readout.apply(to: &asked.readout)
-        plasticity.apply(to: &asked)
-        engine.apply(to: &asked)
+        applyOptions(to: &asked)
         asked.iterations = plan.config.iterations
         let changes = Self.differences(plan.config, asked)
         if !changes.isEmpty {
