@@ -182,8 +182,7 @@ def engine_args(cfg):
         "--surrogate-gradient-function", cfg["surrogate"],
         "--tau-m-out", repr(task["tau_out"]),
         "--n-record", str(nest_export.N_RECORD),
-        "--n-record-w", str(task["n_record_w"]),
-        "--seed", str(cfg["seed"]),
+        "--n-record-w", str(task["n_record_w"]),  # no --seed: the engine starts from --init
     ]
     if cfg["average_gradient"]:
         out.append("--average-gradient")
