@@ -93,15 +93,19 @@ public enum CPUCheck {
     /// this CPU lacks them (Linux: the flags line of /proc/cpuinfo), else nil.
     public static func missingFeatures() -> String? {
         #if EPROP_DENSE_AVX2
-        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-              let flags = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
-        else { return nil }
+        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return nil }
+        return missingFeatures(cpuinfo: info)
+        #else
+        return nil
+        #endif
+    }
+
+    /// The message for a `/proc/cpuinfo` text whose first flags line lacks avx2 or fma, else nil.
+    public static func missingFeatures(cpuinfo: String) -> String? {
+        guard let flags = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return nil }
         let have = Set(flags.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == ":" }).map(String.init))
         let missing = ["avx2", "fma"].filter { !have.contains($0) }
         guard !missing.isEmpty else { return nil }
         return "this eprop-dense was built for x86-64 CPUs with AVX2 and FMA, and this CPU lacks \(missing.joined(separator: ", ")); rebuild it portably: EPROP_DENSE_PORTABLE=1 swift build -c release"
-        #else
-        return nil
-        #endif
     }
 }

@@ -79,6 +79,17 @@ final class OptionTests: XCTestCase {
     }
 }
 
+/// The start-up check of a binary built for AVX2/FMA, on /proc/cpuinfo texts.
+final class CPUCheckTests: XCTestCase {
+    func testMissingAVX2IsNamed() {
+        let old = "processor\t: 0\nflags\t\t: fpu sse sse2 ssse3 sse4_1 sse4_2 avx\n"
+        XCTAssertTrue(CPUCheck.missingFeatures(cpuinfo: old)?.contains("lacks avx2, fma") ?? false)
+        let zen = "processor\t: 0\nflags\t\t: fpu sse2 avx fma avx2 bmi2\n"
+        XCTAssertNil(CPUCheck.missingFeatures(cpuinfo: zen))
+        XCTAssertNil(CPUCheck.missingFeatures(cpuinfo: "no flags line (not x86)"))
+    }
+}
+
 /// The engine's task defaults (`TrainingConfig.defaults(for:)`, the one source the CLI and the
 /// cross-validation scripts read) against the parameters NEST's scripts used for the committed
 /// reference exports (`script_params.json`). Batch size and iteration count are the reference
