@@ -35,6 +35,34 @@ public final class Gradients<S: Scalar>: @unchecked Sendable {
     }
 }
 
+/// Readout synapses, the same for every gradient method (their gradient is exact in e-prop):
+/// writes `errBar` (`[T * B, nOut]`, zeta_out errbar(s), errbar(s) = err(s) + kappa errbar(s+1),
+/// using `errRun` `[B, nOut]` as scratch) and adds g_out = sum_s err(s) ztilde(s) = errBar^T Z to `g`.
+@_specialize(where S == Float)
+@_specialize(where S == Double)
+func readoutGradient<S: Scalar>(_ net: Network<S>, _ seq: SequenceBuffers<S>, errRun: Matrix<S>, errBar: Matrix<S>, kernel: Kernel, into g: Gradients<S>) {
+    let B = seq.batch, T = seq.steps, nRec = net.nRec, nOut = net.nOut, P = net.prop
+    errRun.fill(0)
+    for s in stride(from: T - 1, through: 0, by: -1) {
+        let e = seq.err.row(s * B), eb = errBar.row(s * B)
+        for q in 0..<(B * nOut) {
+            errRun.p[q] = e[q] + P.kappa * errRun.p[q]
+            eb[q] = P.zetaOut * errRun.p[q]
+        }
+    }
+    switch kernel {
+    case .blas:
+        S.gemm(transA: true, transB: false, m: nOut, n: nRec, k: T * B, alpha: 1, a: errBar.p, lda: nOut, b: seq.z.row(B), ldb: nRec, beta: 1, c: g.gOut.p, ldc: nRec)
+    case .sparse:
+        for r in 0..<(T * B) {
+            let eb = errBar.row(r)
+            for i in seq.recurrentSpikes.row(r) {
+                for k in 0..<nOut { g.gOut.p[k * nRec + Int(i)] += eb[k] }
+            }
+        }
+    }
+}
+
 /// What the gradient of one batch needs besides the network and the histories.
 public struct GradientContext: Sendable {
     /// c_reg of the firing-rate regularizer.
@@ -116,7 +144,7 @@ public final class AdjointGradient<S: Scalar>: GradientComputer {
             }
         }
         // C = Lbar + r: kappa moved from the eligibility trace to the learning signal (§5.4.1).
-        let zPrev = seq.z.p, zNow = seq.z.row(B)
+        let zPrev = seq.z.p
         switch ctx.kernel {
         case .blas:
             backwardScan(net, seq, rows: 0..<B, out: wTilde, outRowStride: B, missingTermOnly: false)
@@ -145,27 +173,7 @@ public final class AdjointGradient<S: Scalar>: GradientComputer {
             }
         }
 
-        // Readout synapses: g_out = sum_s err(s) ztilde(s) = (zeta_out errbar)^T Z.
-        errRun.fill(0)
-        let nOut = self.nOut
-        for s in stride(from: T - 1, through: 0, by: -1) {
-            let e = seq.err.row(s * B), eb = errBar.row(s * B)
-            for q in 0..<(B * nOut) {
-                errRun.p[q] = e[q] + P.kappa * errRun.p[q]
-                eb[q] = P.zetaOut * errRun.p[q]
-            }
-        }
-        switch ctx.kernel {
-        case .blas:
-            S.gemm(transA: true, transB: false, m: nOut, n: nRec, k: T * B, alpha: 1, a: errBar.p, lda: nOut, b: zNow, ldb: nRec, beta: 1, c: g.gOut.p, ldc: nRec)
-        case .sparse:
-            for r in 0..<(T * B) {
-                let eb = errBar.row(r)
-                for i in seq.recurrentSpikes.row(r) {
-                    for k in 0..<nOut { g.gOut.p[k * nRec + Int(i)] += eb[k] }
-                }
-            }
-        }
+        readoutGradient(net, seq, errRun: errRun, errBar: errBar, kernel: ctx.kernel, into: g)
     }
 
     /// The per-neuron backward recursion of §5.4.3 for the sequences `rows`. Writes W~ for

@@ -56,6 +56,9 @@ public enum GradientMethod: String, Codable, CaseIterable, Sendable {
     case traces
     /// Exact per-neuron backward recursion plus one GEMM per weight matrix (docs/mathematics.md §5.4).
     case adjoint
+    /// Not e-prop: backpropagation through time, the exact gradient of the simulated network
+    /// with the surrogate derivative at the spikes (docs/mathematics.md §5.5).
+    case bptt
 }
 
 /// How spikes enter sums: dense BLAS products over the 0/1 spike matrices (the reference), or
@@ -179,6 +182,11 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var averageGradient = false
     /// Reproduce NEST's missing L(T-1) term for inputs that spike at step 1 of the next sequence (docs/mathematics.md §6.2).
     public var nestMissingLearningSignal = true
+    /// With `gradient` bptt: whether the reset -V_th z(s-1) carries gradient (the exact derivative).
+    public var bpttThroughReset = true
+    /// Also compute the BPTT gradient of every batch (same weights, same batch, not used for
+    /// training) and report how the e-prop gradient compares with it.
+    public var compareGradients = false
     public var recurrent = RecurrentParameters()
     public var readout = ReadoutParameters()
     public var optimizer = OptimizerParameters()
@@ -246,6 +254,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         try require(o.beta2 >= 0 && o.beta2 < 1, "beta_2", "0 <= beta_2 < 1 required")
         try require(o.epsilon > 0, "epsilon", "epsilon > 0 required")
         try require(o.wMin <= o.wMax, "Wmin", "Wmin <= Wmax required (pA)")
+        try require(!(compareGradients && gradient == .bptt), "compare_gradients", "compares e-prop with BPTT: use it with gradient adjoint or traces")
+        try require((gradient != .bptt && !compareGradients) || r.vMin == -.infinity, "V_min", "a finite V_min is not supported with gradient bptt (the clamp's derivative is not tracked)")
     }
 }
 

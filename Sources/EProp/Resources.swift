@@ -16,11 +16,12 @@ public enum Resources {
         let w = nRec * (nIn + nRec) + nOut * nRec  // weights of the three trained matrices
         // Per sequence and step: x, target, z, psi, L, u, err, errBar, the W~ history (BLAS
         // kernel), the recorded v and a (scalars); the spike lists (Int32 indices, Int counts).
-        let wTilde = c.kernel == .blas && c.gradient == .adjoint ? nRec : 0
+        let wTilde = (c.kernel == .blas && c.gradient == .adjoint) || c.gradient == .bptt ? nRec : 0  // W~ or dE/dI history
         let perStep = (nIn + 3 * nOut + 3 * nRec + wTilde + 2 * nRecord) * scalar + (nIn + nRec) * 4 + 16
         // Per shard: gradients, the sparse accumulators G_in^T and G_rec^T, trace matrices, and
         // their allocation overhead (120 kB per shard, above what was measured with --batch-size 20000 --sequence 2).
         let traces = c.gradient == .traces ? 5 * nRec * (nIn + nRec) : 0
+        let comparison = c.compareGradients ? B * T * nRec * scalar : 0  // BPTT's dE/dI history
         let perShard = (w + nRec * (nIn + nRec) + traces) * scalar + 120e3
         // Weights, their transposes, Adam's moments, the batch gradient, the last iteration's
         // continuation (gradient and weights), the last finite weights.
@@ -29,7 +30,8 @@ public enum Resources {
         let patterns = (c.task == .evidenceAccumulation ? 3 * B : 1) * (nIn + nOut) * T * 8
         let recordings = Double(r.iterations.count(total: c.iterations)) * B * recordedSequenceBytes(c, r)
         let baseline = 40e6
-        return B * T * perStep + shards * perShard + global + patterns + recordings + baseline
+        let comparisonPerShard = c.compareGradients ? (2 * w + nRec * (nIn + nRec)) * scalar : 0
+        return B * T * perStep + shards * (perShard + comparisonPerShard) + comparison + global + patterns + recordings + baseline
     }
 
     /// Bytes of the recordings of one sequence (in memory and on disk, double precision):

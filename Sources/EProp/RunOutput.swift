@@ -19,9 +19,19 @@ public enum RunOutput {
         let nOut = t.net.nOut
         try folder.write(NPYArray(shape: [n, nOut], values: t.results.flatMap(\.lossPerReadout)), "loss_per_readout.npy")
         let classification = t.config.readout.loss == .crossEntropy
-        var csv = "iteration,loss," + (classification ? "accuracy," : "") + "mean_rate_rec_hz,seconds\n"
+        let compared = t.config.compareGradients
+        let names = TrainedMatrix.allCases.map(\.name)
+        var csv = "iteration,loss," + (classification ? "accuracy," : "") + "mean_rate_rec_hz,seconds"
+            + (compared ? "," + (names.map { "cosine_\($0)" } + names.map { "norm_ratio_\($0)" }).joined(separator: ",") : "") + "\n"
         for r in t.results {
-            csv += "\(r.iteration + 1),\(r.loss)," + (classification ? "\(r.accuracy ?? .nan)," : "") + "\(r.rateHz),\(r.seconds)\n"
+            csv += "\(r.iteration + 1),\(r.loss)," + (classification ? "\(r.accuracy ?? .nan)," : "") + "\(r.rateHz),\(r.seconds)"
+            if compared { csv += "," + ((r.gradientCosine ?? []) + (r.gradientNormRatio ?? [])).map { "\($0)" }.joined(separator: ",") }
+            csv += "\n"
+        }
+        if compared {
+            // [iterations, 3]: e-prop against BPTT per trained matrix (w_in_rec, w_rec_rec, w_rec_out).
+            try folder.write(NPYArray(shape: [n, 3], values: t.results.flatMap { $0.gradientCosine ?? [.nan, .nan, .nan] }), "gradient_cosine.npy")
+            try folder.write(NPYArray(shape: [n, 3], values: t.results.flatMap { $0.gradientNormRatio ?? [.nan, .nan, .nan] }), "gradient_norm_ratio.npy")
         }
         try folder.write(text: csv, "loss.csv")
 

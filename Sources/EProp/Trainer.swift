@@ -15,6 +15,11 @@ public struct IterationResult: Codable, Sendable {
     public let rateHz: Double
     /// Cross entropy: fraction of the batch's sequences classified right; nil for regression.
     public var accuracy: Double? = nil
+    /// With `compareGradients`, per trained matrix (`TrainedMatrix` order): the cosine similarity
+    /// of the e-prop gradient with the BPTT gradient of the same weights and batch, and the
+    /// ratio of their norms |g_eprop| / |g_bptt|.
+    public var gradientCosine: [Double]? = nil
+    public var gradientNormRatio: [Double]? = nil
     /// Wall time of the iteration (s).
     public let seconds: Double
 }
@@ -32,6 +37,8 @@ final class Shard<S: Scalar>: @unchecked Sendable {
     var missingLastTerm: MissingLastTerm
     /// The left-out term of the run's last sequence on its own (when this shard holds it).
     let lastTerm: Gradients<S>
+    /// With `compareGradients`: the BPTT gradient of the same sequences.
+    let bptt: (computer: BPTTGradient<S>, gradients: Gradients<S>)?
 
     init(first: Int, size: Int, steps T: Int, config: TrainingConfig, net: Network<S>, nRecord: Int, initial: NetworkInit, isLast: Bool) {
         self.first = first
@@ -43,7 +50,12 @@ final class Shard<S: Scalar>: @unchecked Sendable {
         switch config.gradient {
         case .adjoint: computer = AdjointGradient(batch: size, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut, kernel: config.kernel)
         case .traces: computer = TraceGradient(batch: size, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
+        case .bptt: computer = BPTTGradient(batch: size, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut, throughReset: config.bpttThroughReset)
         }
+        bptt = config.compareGradients
+            ? (BPTTGradient(batch: size, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut, throughReset: config.bpttThroughReset),
+               Gradients(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut))
+            : nil
         seq.lossFunction = config.readout.loss
         if initial.patterns.isFrozen {
             for b in 0..<size { seq.setSequence(b, input: initial.inputSpikes, target: initial.target) }
@@ -109,6 +121,10 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         if shard.missingLastTerm.lastOfRun != nil { shard.lastTerm.zero() }
         let ctx = GradientContext(cReg: config.recurrent.cReg, missingLastTerm: shard.missingLastTerm, kernel: config.kernel)
         shard.computer.accumulate(net, seq, ctx, into: shard.gradients, term: shard.lastTerm)
+        if let (computer, g) = shard.bptt {
+            g.zero()
+            computer.accumulate(net, seq, ctx, into: g, term: shard.lastTerm)  // BPTT ignores the e-prop term
+        }
     }
 
     /// Runs one iteration and returns its result.
@@ -158,6 +174,7 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
             gradients.add(last.lastTerm)
         }
         gradients.finish(batchSize: B, averageOver: averageOver)
+        let comparison = shards[0].bptt == nil ? nil : compareWithBPTT(batchSize: B, averageOver: averageOver)
         applyUpdate(&optimizerState, to: net.trained, gradients)
         net.refreshTransposes()
 
@@ -167,10 +184,30 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
             lossPerReadout: lossPerReadout, rateHz: spikes / Double(B * net.nRec * T) * 1000,
             seconds: elapsed.seconds)
         if config.readout.loss == .crossEntropy { result.accuracy = Double(correct) / Double(B) }
+        (result.gradientCosine, result.gradientNormRatio) = (comparison?.cosine, comparison?.normRatio)
         results.append(result)
         iteration += 1
         if iteration == config.iterations { recorder.finish(net) }
         return result
+    }
+
+    /// The batch's BPTT gradient (summed over shards in order, finished like the e-prop one) against
+    /// the e-prop gradient in `gradients`, per trained matrix.
+    private func compareWithBPTT(batchSize B: Int, averageOver: Int?) -> (cosine: [Double], normRatio: [Double]) {
+        let bptt = Gradients<S>(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
+        for shard in shards { bptt.add(shard.bptt!.gradients) }
+        bptt.finish(batchSize: B, averageOver: averageOver)
+        var cosine: [Double] = [], ratio: [Double] = []
+        for (e, b) in zip(gradients.all, bptt.all) {
+            var (dot, ee, bb) = (0.0, 0.0, 0.0)
+            for i in 0..<e.count {
+                let (x, y) = (Double(e.p[i]), Double(b.p[i]))
+                (dot, ee, bb) = (dot + x * y, ee + x * x, bb + y * y)
+            }
+            cosine.append(dot / (ee.squareRoot() * bb.squareRoot()))
+            ratio.append((ee / bb).squareRoot())
+        }
+        return (cosine, ratio)
     }
 
     /// One optimizer step on `weights` (in the order of `TrainedMatrix`); no autapses, whatever Wmin is.
@@ -214,7 +251,7 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
             }
         }
         for shard in shards {
-            shard.missingLastTerm = config.nestMissingLearningSignal
+            shard.missingLastTerm = config.nestMissingLearningSignal && config.gradient != .bptt  // an e-prop artefact
                 ? MissingLastTerm.of(patterns, first: iteration * B + shard.first, count: shard.seq.batch, total: config.iterations * B)
                 : .none(batch: shard.seq.batch)
         }

@@ -78,6 +78,7 @@ public enum ConfigFile {
         if !(recurrent["surrogateHeight"] is NSNull) { skipped.insert("recurrent.gamma") }
         if optimizer["kind"] as? String == "gradient-descent" { skipped.formUnion(["optimizer.beta1", "optimizer.beta2", "optimizer.epsilon"]) }
         if recurrent["model"] as? String == "lif" { skipped.formUnion(["recurrent.adaptTau", "recurrent.adaptBeta"]) }
+        if config["gradient"] as? String == "bptt" { skipped.formUnion(["feedback", "nestMissingLearningSignal"]) } else { skipped.insert("bpttThroughReset") }
         func kebab(_ s: String) -> String {
             s.reduce(into: "") { out, ch in
                 if ch.isUppercase || (ch.isNumber && !(out.last?.isNumber ?? true)) { out += "-" }

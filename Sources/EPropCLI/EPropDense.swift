@@ -73,6 +73,9 @@ public struct EPropDense: ParsableCommand {
             (task.`init` != nil && task.seed != nil, "seed", "the --init folder gives the weights and patterns, so no seed is drawn from"),
             (task.`init` != nil && neuron.tauMStd != nil, "tau-m-std", "the --init folder gives every neuron's tau_m"),
             (patternsGiven && task.inputSpikeProb != nil, "input-spike-prob", "the input patterns come from \(task.`init` != nil ? "--init" : "--input")"),
+            (c.gradient == .bptt && plasticity.feedback != nil, "feedback", "--gradient bptt sends the error back through the readout weights, not a feedback matrix"),
+            (c.gradient == .bptt && plasticity.nestMissingLearningSignal != nil, "nest-missing-learning-signal", "NEST's missing term is an e-prop artefact; --gradient bptt has none"),
+            (c.gradient != .bptt && plasticity.bpttThroughReset != nil, "bptt-through-reset", "applies to --gradient bptt only"),
         ]
         if let (_, name, why) = unused.first(where: \.0) {
             throw ValidationError("invalid --\(name): it would have no effect (\(why))")

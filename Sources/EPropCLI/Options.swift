@@ -177,6 +177,8 @@ public struct PlasticityOptions: ParsableArguments {
     public var feedback: FeedbackKind?
     @Flag(inversion: .prefixedNo, help: "Reproduce NEST's missing L(T-1) term for inputs spiking at step 1 of the next sequence (default: on).")
     public var nestMissingLearningSignal: Bool?
+    @Flag(inversion: .prefixedNo, help: "With --gradient bptt: the reset -V_th z(s-1) carries gradient (default: on, the exact derivative; off is the common stop-gradient through the reset).")
+    public var bpttThroughReset: Bool?
 
     func apply(to c: inout TrainingConfig) {
         if let optimizer { c.optimizer.kind = optimizer }
@@ -190,6 +192,7 @@ public struct PlasticityOptions: ParsableArguments {
         if let averageGradient { c.averageGradient = averageGradient }
         if let feedback { c.feedback = feedback }
         if let nestMissingLearningSignal { c.nestMissingLearningSignal = nestMissingLearningSignal }
+        if let bpttThroughReset { c.bpttThroughReset = bpttThroughReset }
     }
 }
 
@@ -198,10 +201,12 @@ public struct EngineOptions: ParsableArguments {
     public init() {}
     @Option(help: "Scalar type: float (Float32) or double (Float64, the path compared with NEST) (default: float).")
     public var precision: Precision?
-    @Option(help: "Gradient computation: adjoint (exact backward recursion + GEMM) or traces (per-step eligibility matrices) (default: adjoint).")
+    @Option(help: "Gradient computation: adjoint (e-prop, exact backward recursion + GEMM), traces (e-prop, per-step eligibility matrices), or bptt (not e-prop: backpropagation through time, the exact gradient) (default: adjoint).")
     public var gradient: GradientMethod?
     @Option(help: "Spike sums: sparse (gather/scatter over the spikes, default) or blas (SGEMV/SGEMM on the 0/1 spike matrices, the reference); equal up to summation order.")
     public var kernel: Kernel?
+    @Flag(help: "Also compute the BPTT gradient of every batch (not used for training) and write the cosine similarity and norm ratio of the e-prop gradient against it, per weight matrix (gradient_cosine.npy, gradient_norm_ratio.npy, loss.csv).")
+    public var compareGradients = false
     @Option(help: "Worker threads; each simulates fixed groups of 8 sequences of a batch (results do not depend on it; default: 1).")
     public var threads: Int?
     @Option(help: "OpenBLAS threads inside each worker (the BLAS kernel's calls are small: 1 is fastest).")
@@ -216,6 +221,7 @@ public struct EngineOptions: ParsableArguments {
         if let gradient { c.gradient = gradient }
         if let kernel { c.kernel = kernel }
         if let threads { c.threads = threads }
+        if compareGradients { c.compareGradients = true }
     }
 }
 
