@@ -12,6 +12,7 @@ swift test --skip-build
 bash scripts/check-consumer.sh
 if [ -x .venv/bin/python ]; then
     .venv/bin/python notebooks-data/crossval/crossval.py --quick
+    .venv/bin/python notebooks-data/crossval/crossval.py --bptt
     bash notebooks-data/check_notebook.sh
 else
     echo "test.sh: .venv missing, live NEST cross-validation skipped (run scripts/setup.sh)" >&2

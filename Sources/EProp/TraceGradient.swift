@@ -49,16 +49,16 @@ public final class TraceGradient<S: Scalar>: GradientComputer {
             for m in [zBar, epsilon, eBar, eSum] { m.fill(0) }
             zTilde.fill(0)
             for s in 0..<T {
-                let row = s * B + b
+                let row = s &* B &+ b
                 let x = seq.x.row(row), zPrev = seq.z.row(row), zNow = seq.z.row(row + B)
                 for i in 0..<nIn { p[i] = x[i] }
-                for i in 0..<nRec { p[nIn + i] = zPrev[i] }
+                for i in 0..<nRec { p[nIn &+ i] = zPrev[i] }
                 let psi = seq.psi.row(row), signal = seq.learningSignal.row(row)
                 for j in 0..<nRec {
                     let (a, z, ps, l, beta) = (P.alpha.p[j], P.zeta.p[j], psi[j], signal[j], P.beta.p[j])
-                    let o = j * nPre
+                    let o = j &* nPre
                     for i in 0..<nPre {
-                        let q = o + i
+                        let q = o &+ i
                         zb[q] = a * zb[q] + z * p[i]
                         let e = ps * (zb[q] - beta * ep[q])  // uses epsilon(s-1)
                         ep[q] = rho * ep[q] + e
@@ -78,7 +78,7 @@ public final class TraceGradient<S: Scalar>: GradientComputer {
             // Regularizer: r_j sum_s e_ji(s), with this sequence's own rate (§2.4, §4.3).
             for j in 0..<nRec {
                 let r = seq.rateRegularizer(b, j, cReg: S(ctx.cReg), fTarget: P.fTargetPerStep)
-                for i in 0..<nPre { gp[j * nPre + i] += r * es[j * nPre + i] }
+                for i in 0..<nPre { gp[j &* nPre &+ i] += r * es[j &* nPre &+ i] }
             }
             // §6.2: NEST leaves out L(T-1) ebar(T-1) for these input columns.
             let lastSignal = seq.learningSignal.row((T - 1) * B + b)

@@ -51,6 +51,18 @@ final class BPTTTests: XCTestCase {
         XCTAssertLessThanOrEqual(maxRelativeDifference(e[2], b[2]), Self.equalityRtol, "the readout gradient is exact in e-prop")
     }
 
+    /// The BLAS and sparse kernels sum the same BPTT products in different orders.
+    func testKernelsAgree() {
+        var c = smallConfig()
+        (c.gradient, c.recurrent.tRef) = (.bptt, 2)
+        let initial = InfiniteLoopTask.generate(c)
+        var blas = c
+        blas.kernel = .blas
+        for (name, (s, b)) in zip(["in", "rec", "out"], zip(gradients(c, initial), gradients(blas, initial))) {
+            XCTAssertLessThanOrEqual(maxRelativeDifference(s, b), Self.equalityRtol, "gradient \(name)")
+        }
+    }
+
     /// `compareGradients` reports without changing the training, in both precisions.
     func testComparisonLeavesTrainingUnchanged() {
         for precision in [Precision.float, .double] {

@@ -734,8 +734,13 @@ def main():
                    help="do not run the engine; test the comparison against exact and perturbed NEST copies")
     p.add_argument("--measure-band", type=int, metavar="N",
                    help="re-measure the Float32 band statistics with N perturbed Float64 runs (engine only) and exit")
+    p.add_argument("--bptt", action="store_true",
+                   help="instead of the NEST configurations: check --gradient bptt against JAX autodiff (bptt_check.py)")
     args = p.parse_args()
     os.environ[task_defaults.ENGINE_ENV] = os.path.abspath(args.engine)  # task defaults: here and in nest_export.py
+    if args.bptt:
+        check = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bptt_check.py")
+        sys.exit(subprocess.run([sys.executable, check, "--engine", args.engine] + (["--quick"] if args.quick else [])).returncode)
     if args.measure_band:
         with tempfile.TemporaryDirectory(prefix="eprop-band-") as work:
             measure_band(os.path.abspath(args.engine), args.measure_band, work)
