@@ -205,8 +205,8 @@ public struct EngineOptions: ParsableArguments {
     public var gradient: GradientMethod?
     @Option(help: "Spike sums: sparse (gather/scatter over the spikes, default) or blas (SGEMV/SGEMM on the 0/1 spike matrices, the reference); equal up to summation order.")
     public var kernel: Kernel?
-    @Flag(help: "Also compute the BPTT gradient of every batch (not used for training) and write the cosine similarity and norm ratio of the e-prop gradient against it, per weight matrix (gradient_cosine.npy, gradient_norm_ratio.npy, loss.csv).")
-    public var compareGradients = false
+    @Flag(inversion: .prefixedNo, help: "Also compute the BPTT gradient of every batch (not used for training) and write the cosine similarity and norm ratio of the e-prop gradient against it, per weight matrix (gradient_cosine.npy, gradient_norm_ratio.npy, loss.csv) (default: off).")
+    public var compareGradients: Bool?
     @Option(help: "Worker threads; each simulates fixed groups of 8 sequences of a batch (results do not depend on it; default: 1).")
     public var threads: Int?
     @Option(help: "OpenBLAS threads inside each worker (the BLAS kernel's calls are small: 1 is fastest).")
@@ -221,7 +221,7 @@ public struct EngineOptions: ParsableArguments {
         if let gradient { c.gradient = gradient }
         if let kernel { c.kernel = kernel }
         if let threads { c.threads = threads }
-        if compareGradients { c.compareGradients = true }
+        if let compareGradients { c.compareGradients = compareGradients }
     }
 }
 

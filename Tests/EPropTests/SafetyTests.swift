@@ -147,11 +147,19 @@ final class SafetyTests: XCTestCase {
         let checkpoint = run.appendingPathComponent("checkpoint/checkpoint.json")
         let deadline = Date().addingTimeInterval(60)
         while !FileManager.default.fileExists(atPath: checkpoint.path) && Date() < deadline { usleep(10_000) }
-        // Fill the disk, leaving room for run.json but not for the next checkpoint.
-        var fs = statvfs()
-        statvfs(disk.path, &fs)
-        let free = Int(fs.f_bavail) * Int(fs.f_frsize)
-        FileManager.default.createFile(atPath: disk.appendingPathComponent("filler").path, contents: Data(count: max(free - 48 * 1024, 0)))
+        // Fill the disk while the run is stopped (so its own files do not change meanwhile),
+        // leaving 64 KiB: room for run.json but not for the next weights and checkpoint.
+        kill(p.processIdentifier, SIGSTOP)
+        let reserve = disk.appendingPathComponent("reserve"), filler = disk.appendingPathComponent("filler")
+        try Data(count: 64 * 1024).write(to: reserve)
+        FileManager.default.createFile(atPath: filler.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: filler)
+        for chunk in [256 * 1024, 4 * 1024] {
+            while (try? handle.write(contentsOf: Data(count: chunk))) != nil {}
+        }
+        try handle.close()
+        try FileManager.default.removeItem(at: reserve)
+        kill(p.processIdentifier, SIGCONT)
         p.waitUntilExit()
         let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         XCTAssertEqual(p.terminationStatus, 1, message)
