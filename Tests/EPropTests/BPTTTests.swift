@@ -63,6 +63,20 @@ final class BPTTTests: XCTestCase {
         }
     }
 
+    /// Batched and threaded as e-prop: the same weights bit for bit with 1 and 2 workers.
+    func testThreadCountDoesNotChangeBPTT() {
+        var c = smallConfig()
+        (c.gradient, c.optimizer.batchSize, c.iterations, c.precision) = (.bptt, Trainer<Float>.shardSize + 3, 2, .float)
+        let initial = InfiniteLoopTask.generate(c)
+        var weights: [[UInt32]] = []
+        for threads in [1, 2] {
+            c.threads = threads
+            let t = train(Float.self, c, initial)
+            weights.append(t.net.trained.flatMap { $0.flat(as: Float.self) }.map(\.bitPattern))
+        }
+        XCTAssertEqual(weights[0], weights[1])
+    }
+
     /// `compareGradients` reports without changing the training, in both precisions.
     func testComparisonLeavesTrainingUnchanged() {
         for precision in [Precision.float, .double] {
