@@ -26,8 +26,8 @@ public final class BPTTGradient<S: Scalar>: GradientComputer {
     let errBar: Matrix<S>, errRun: Matrix<S>
     /// `[B, nRec]` the regularizer r_j of each sequence.
     let reg: Matrix<S>
-    /// `[nIn, nRec]`, `[nRec, nRec]` transposed gradient accumulators of the sparse kernel.
-    let gInT: Matrix<S>, gRecT: Matrix<S>
+    /// The sparse kernel's accumulators.
+    let sparse: TransposedAccumulators<S>
 
     public init(batch B: Int, steps T: Int, nIn: Int, nRec: Int, nOut: Int, throughReset: Bool = true) {
         (batch, steps, self.nRec, self.nOut, self.throughReset) = (B, T, nRec, nOut, throughReset)
@@ -36,8 +36,7 @@ public final class BPTTGradient<S: Scalar>: GradientComputer {
         errBar = Matrix(rows: T * B, cols: nOut)
         errRun = Matrix(rows: B, cols: nOut)
         reg = Matrix(rows: B, cols: nRec)
-        gInT = Matrix(rows: nIn, cols: nRec)
-        gRecT = Matrix(rows: nRec, cols: nRec)
+        sparse = TransposedAccumulators(nIn: nIn, nRec: nRec)
     }
 
     @_specialize(where S == Float)
@@ -82,26 +81,11 @@ public final class BPTTGradient<S: Scalar>: GradientComputer {
             S.gemm(transA: true, transB: false, m: nRec, n: nIn, k: T * B, alpha: 1, a: dI.p, lda: nRec, b: seq.x.p, ldb: nIn, beta: 1, c: g.gIn.p, ldc: nIn)
             S.gemm(transA: true, transB: false, m: nRec, n: nRec, k: T * B, alpha: 1, a: dI.p, lda: nRec, b: seq.z.p, ldb: nRec, beta: 1, c: g.gRec.p, ldc: nRec)
         case .sparse:
-            gInT.fill(0)
-            gRecT.fill(0)
+            sparse.reset()
             for s in 0..<T {
-                for b in 0..<B {
-                    let o = dI.row(s * B + b)
-                    for i in seq.inputSpikes.row(s * B + b) {
-                        let acc = gInT.row(Int(i))
-                        for j in 0..<nRec { acc[j] += o[j] }
-                    }
-                    guard s > 0 else { continue }
-                    for i in seq.recurrentSpikes.row((s - 1) * B + b) {
-                        let acc = gRecT.row(Int(i))
-                        for j in 0..<nRec { acc[j] += o[j] }
-                    }
-                }
+                for b in 0..<B { sparse.scatter(dI.row(s * B + b), step: s, sequence: b, seq) }
             }
-            for j in 0..<nRec {
-                for i in 0..<nIn { g.gIn.p[j * nIn + i] += gInT.p[i * nRec + j] }
-                for i in 0..<nRec { g.gRec.p[j * nRec + i] += gRecT.p[i * nRec + j] }
-            }
+            sparse.add(into: g)
         }
     }
 }

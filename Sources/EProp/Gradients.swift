@@ -63,6 +63,46 @@ func readoutGradient<S: Scalar>(_ net: Network<S>, _ seq: SequenceBuffers<S>, er
     }
 }
 
+/// The sparse kernel's gradient accumulators, transposed (`[nIn, nRec]` and `[nRec, nRec]`, row i
+/// = presynaptic neuron i) so that a row `o` of per-neuron factors (the adjoint's W~, BPTT's
+/// dE/dI) is added at once where its presynaptic neurons spiked: G_in^T += o at the inputs
+/// spiking at step s, G_rec^T += o at the recurrent neurons that spiked at s-1.
+struct TransposedAccumulators<S: Scalar> {
+    let gInT: Matrix<S>, gRecT: Matrix<S>
+
+    init(nIn: Int, nRec: Int) {
+        (gInT, gRecT) = (Matrix(rows: nIn, cols: nRec), Matrix(rows: nRec, cols: nRec))
+    }
+
+    func reset() {
+        gInT.fill(0)
+        gRecT.fill(0)
+    }
+
+    /// Adds `o` (`[nRec]`) for step `s` of sequence `b` of `seq`.
+    @inline(__always) func scatter(_ o: UnsafeMutablePointer<S>, step s: Int, sequence b: Int, _ seq: SequenceBuffers<S>) {
+        let B = seq.batch, nRec = gRecT.cols
+        for i in seq.inputSpikes.row(s * B + b) {
+            let acc = gInT.row(Int(i))
+            for j in 0..<nRec { acc[j] += o[j] }
+        }
+        guard s > 0 else { return }
+        for i in seq.recurrentSpikes.row((s - 1) * B + b) {  // z(s-1) of the same sequence
+            let acc = gRecT.row(Int(i))
+            for j in 0..<nRec { acc[j] += o[j] }
+        }
+    }
+
+    /// Adds the accumulated sums to `g` in its `[post, pre]` layout.
+    func add(into g: Gradients<S>) {
+        let (nIn, nRec) = (gInT.rows, gRecT.cols)
+        for j in 0..<nRec {
+            for i in 0..<nIn { g.gIn.p[j * nIn + i] += gInT.p[i * nRec + j] }
+            for i in 0..<nRec { g.gRec.p[j * nRec + i] += gRecT.p[i * nRec + j] }
+        }
+    }
+}
+
 /// What the gradient of one batch needs besides the network and the histories.
 public struct GradientContext: Sendable {
     /// c_reg of the firing-rate regularizer.
@@ -107,8 +147,8 @@ public final class AdjointGradient<S: Scalar>: GradientComputer {
     let reg: Matrix<S>
     /// `[B, nOut]`.
     let errRun: Matrix<S>
-    /// `[nIn, nRec]`, `[nRec, nRec]` transposed gradient accumulators of the sparse kernel.
-    let gInT: Matrix<S>, gRecT: Matrix<S>
+    /// The sparse kernel's accumulators.
+    let sparse: TransposedAccumulators<S>
     /// The recursion of the gradient, and the one of the left-out L(T-1) term alone (sparse kernel).
     let scan: BackwardScanState<S>, missingTermScan: BackwardScanState<S>
     /// `[B * nIn]` whether input i's L(T-1) term is left out for sequence b.
@@ -125,8 +165,7 @@ public final class AdjointGradient<S: Scalar>: GradientComputer {
         errBar = Matrix(rows: T * B, cols: nOut)
         reg = Matrix(rows: B, cols: nRec)
         errRun = Matrix(rows: B, cols: nOut)
-        gInT = Matrix(rows: nIn, cols: nRec)
-        gRecT = Matrix(rows: nRec, cols: nRec)
+        sparse = TransposedAccumulators(nIn: nIn, nRec: nRec)
         scan = BackwardScanState(batch: B, nRec: nRec)
         missingTermScan = BackwardScanState(batch: B, nRec: nRec)
         leftOut = [Bool](repeating: false, count: B * nIn)
@@ -162,15 +201,11 @@ public final class AdjointGradient<S: Scalar>: GradientComputer {
             }
         case .sparse:
             // The same sums, scattered row by row as the scan produces W~ (no W~ history).
-            gInT.fill(0)
-            gRecT.fill(0)
+            sparse.reset()
             for q in 0..<leftOut.count { leftOut[q] = false }
             for b in 0..<B { for i in missing.inputs[b] { leftOut[b * nIn + i] = true } }
             backwardScan(net, seq, rows: 0..<B, out: nil, outRowStride: B, missingTermOnly: false, missing: missing, term: term)
-            for j in 0..<nRec {
-                for i in 0..<nIn { g.gIn.p[j * nIn + i] += gInT.p[i * nRec + j] }
-                for i in 0..<nRec { g.gRec.p[j * nRec + i] += gRecT.p[i * nRec + j] }
-            }
+            sparse.add(into: g)
         }
 
         readoutGradient(net, seq, errRun: errRun, errBar: errBar, kernel: ctx.kernel, into: g)
@@ -220,23 +255,13 @@ public final class AdjointGradient<S: Scalar>: GradientComputer {
                 let o = out?.row(s * outRowStride + b - rows.lowerBound) ?? scan.row.p
                 recurse(scan, b, psi, signal, signalWeight: signalWeight, regWeight: regWeight, o)
                 guard out == nil else { continue }
-                // Scatter W~ at the inputs of this row and the recurrent spikes one step earlier.
-                for i in seq.inputSpikes.row(s * B + b) {
-                    let acc = gInT.row(Int(i))
-                    for j in 0..<nRec { acc[j] += o[j] }
-                }
-                if s > 0 {
-                    for i in seq.recurrentSpikes.row((s - 1) * B + b) {  // z(s-1) of the same sequence
-                        let acc = gRecT.row(Int(i))
-                        for j in 0..<nRec { acc[j] += o[j] }
-                    }
-                }
+                sparse.scatter(o, step: s, sequence: b, seq)
                 // §6.2 in the same pass: the L(T-1)-only recursion, subtracted at the left-out inputs.
                 guard let missing, !missing.inputs[b].isEmpty else { continue }
                 let o2 = missingTermScan.row.p
                 recurse(missingTermScan, b, psi, signal, signalWeight: s == T - 1 ? 1 : 0, regWeight: 0, o2)
                 for i in seq.inputSpikes.row(s * B + b) where leftOut[b * nIn + Int(i)] {
-                    let acc = gInT.row(Int(i))
+                    let acc = sparse.gInT.row(Int(i))
                     for j in 0..<nRec { acc[j] -= o2[j] }
                     if b == missing.lastOfRun, let term {
                         for j in 0..<nRec { term.gIn.p[j * nIn + Int(i)] += o2[j] }

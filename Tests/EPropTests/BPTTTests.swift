@@ -25,7 +25,7 @@ final class BPTTTests: XCTestCase {
     func testEpropEqualsBPTTWithoutRecurrenceOrAdaptation() {
         var c = smallConfig()
         (c.recurrent.model, c.feedback, c.nestMissingLearningSignal, c.bpttThroughReset) = (.lif, .symmetric, false, false)
-        var initial = InfiniteLoopTask.generate(c)
+        let initial = InfiniteLoopTask.generate(c)
         initial.wRecRec.fill(0)
         var bptt = c
         bptt.gradient = .bptt
