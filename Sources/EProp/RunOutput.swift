@@ -71,7 +71,7 @@ public enum RunOutput {
             resolved: .init(learning_window: t.config.resolvedLearningWindow, adapt_beta: t.config.recurrent.resolvedAdaptBeta,
                             surrogate_gradient_height: t.config.recurrent.resolvedHeight, surrogate_gradient_width: t.config.recurrent.resolvedWidth,
                             n_adaptive: t.config.recurrent.model == .alif ? (t.config.recurrent.nAdaptive ?? t.config.nRec) : 0,
-                            patterns: t.initial.patterns.isGenerated ? "generated (\(t.config.task.rawValue))" : initSource.contains("--input") ? "user-defined" : "\(t.config.task.rawValue), \(t.initial.patterns.count) pattern(s)"),
+                            patterns: t.initial.patterns.isGenerated ? "generated (\(t.config.task.rawValue))" : t.initial.patterns.isUserDefined ? "user-defined" : "\(t.config.task.rawValue), \(t.initial.patterns.count) pattern(s)"),
             recording: t.recorder.options,
             blas: .init(library: BLASRuntime.config, core: BLASRuntime.coreName, threads: BLASRuntime.threads),
             machine: .init(host: ProcessInfo.processInfo.hostName, cpus: ProcessInfo.processInfo.activeProcessorCount),

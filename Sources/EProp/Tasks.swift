@@ -36,6 +36,8 @@ public final class Patterns: @unchecked Sendable {
 
     /// Whether the trials are generated (not stored).
     public var isGenerated: Bool { generator != nil }
+    /// Whether the patterns came from the user's `--input`/`--target` files (`Patterns.load`).
+    public private(set) var isUserDefined = false
     /// A generator's state where batch `batch` starts (to checkpoint), or nil.
     public func generatorState(atBatch batch: Int) -> EvidenceAccumulationTrials.State? { generator?.state(atBatch: batch) }
     public func restoreGenerator(_ state: EvidenceAccumulationTrials.State) { generator?.restore(state) }
@@ -59,7 +61,9 @@ extension Patterns {
         guard y.values.allSatisfy(\.isFinite) else {
             throw ConfigError(parameter: "target", requirement: "\(targetURL.path): values must be finite")
         }
-        return Patterns(input: x, target: y)
+        let patterns = Patterns(input: x, target: y)
+        patterns.isUserDefined = true
+        return patterns
     }
 
     /// Cross entropy needs class probabilities as targets: non-negative and summing to 1 over

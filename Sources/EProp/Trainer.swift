@@ -80,6 +80,8 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
     public let net: Network<S>
     /// Mean gradient of the last batch.
     public let gradients: Gradients<S>
+    /// With `compareGradients`: the batch's BPTT gradient.
+    private let bpttGradients: Gradients<S>?
     public let optimizer: Optimizer
     public private(set) var optimizerState: OptimizerState<S>
     let shards: [Shard<S>]
@@ -106,6 +108,7 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         }
         recorder = Recorder(recording, iterations: config.iterations, batch: B, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
         gradients = Gradients(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
+        bpttGradients = config.compareGradients ? Gradients(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut) : nil
         optimizer = Optimizer(config.optimizer)
         optimizerState = optimizer.initialState(sizes: net.trained.map(\.count))
     }
@@ -174,7 +177,7 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
             gradients.add(last.lastTerm)
         }
         gradients.finish(batchSize: B, averageOver: averageOver)
-        let comparison = shards[0].bptt == nil ? nil : compareWithBPTT(batchSize: B, averageOver: averageOver)
+        let comparison = bpttGradients.map { compareWithBPTT($0, batchSize: B, averageOver: averageOver) }
         applyUpdate(&optimizerState, to: net.trained, gradients)
         net.refreshTransposes()
 
@@ -193,8 +196,8 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
 
     /// The batch's BPTT gradient (summed over shards in order, finished like the e-prop one) against
     /// the e-prop gradient in `gradients`, per trained matrix.
-    private func compareWithBPTT(batchSize B: Int, averageOver: Int?) -> (cosine: [Double], normRatio: [Double]) {
-        let bptt = Gradients<S>(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
+    private func compareWithBPTT(_ bptt: Gradients<S>, batchSize B: Int, averageOver: Int?) -> (cosine: [Double], normRatio: [Double]) {
+        bptt.zero()
         for shard in shards { bptt.add(shard.bptt!.gradients) }
         bptt.finish(batchSize: B, averageOver: averageOver)
         var cosine: [Double] = [], ratio: [Double] = []

@@ -92,8 +92,7 @@ final class ReliabilityTests: XCTestCase {
         try p.run()
         // Wait for the first checkpoint, then interrupt.
         let checkpoint = interrupted.appendingPathComponent("checkpoint/checkpoint.json")
-        let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: checkpoint.path) && Date() < deadline { usleep(20_000) }
+        waitUntilExists(checkpoint, seconds: 60)
         kill(p.processIdentifier, SIGINT)
         p.waitUntilExit()
         XCTAssertEqual(p.terminationStatus, 130, "SIGINT must exit with 128 + 2")

@@ -74,8 +74,7 @@ final class SafetyTests: XCTestCase {
         try long.run()
         // Wait until the long run has started writing (its staging folder exists).
         let staging = tmp.appendingPathComponent(".shared.partial-\(long.processIdentifier)")
-        let deadline = Date().addingTimeInterval(30)
-        while !FileManager.default.fileExists(atPath: staging.path) && Date() < deadline { usleep(10_000) }
+        waitUntilExists(staging, seconds: 30)
         let short = try runCLI(small + ["--iterations", "1", "--seed", "2", "--out", out.path])
         XCTAssertEqual(short.status, 0, short.stderr)
         let shortLoss = try NPY.read(out.appendingPathComponent("loss.npy")).values
@@ -145,14 +144,13 @@ final class SafetyTests: XCTestCase {
         p.standardError = err
         try p.run()
         let checkpoint = run.appendingPathComponent("checkpoint/checkpoint.json")
-        let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: checkpoint.path) && Date() < deadline { usleep(10_000) }
+        waitUntilExists(checkpoint, seconds: 60)
         // Fill the disk while the run is stopped (so its own files do not change meanwhile),
         // leaving 64 KiB: room for run.json but not for the next weights and checkpoint.
         kill(p.processIdentifier, SIGSTOP)
         let reserve = disk.appendingPathComponent("reserve"), filler = disk.appendingPathComponent("filler")
         try Data(count: 64 * 1024).write(to: reserve)
-        FileManager.default.createFile(atPath: filler.path, contents: nil)
+        XCTAssertTrue(FileManager.default.createFile(atPath: filler.path, contents: nil))
         let handle = try FileHandle(forWritingTo: filler)
         for chunk in [256 * 1024, 4 * 1024] {
             while (try? handle.write(contentsOf: Data(count: chunk))) != nil {}

@@ -75,6 +75,12 @@ func smallConfig() -> TrainingConfig {
     return c
 }
 
+/// Waits until `url` exists (a running process wrote it), at most `seconds`.
+func waitUntilExists(_ url: URL, seconds: Double) {
+    let deadline = Date().addingTimeInterval(seconds)
+    while !FileManager.default.fileExists(atPath: url.path) && Date() < deadline { usleep(10_000) }
+}
+
 /// The built `eprop-dense` binary next to the test bundle.
 var binary: URL { Bundle.main.bundleURL.appendingPathComponent("eprop-dense") }
 
