@@ -1,4 +1,5 @@
 // swift-tools-version:6.0
+import Foundation
 import PackageDescription
 
 /// Release builds of this repository compile the engine for AVX2/FMA (`-target-cpu haswell`): the
@@ -19,6 +20,20 @@ let avx2Define: [SwiftSetting] = needsAVX2 ? [.define("EPROP_DENSE_AVX2", .when(
 let hotLoopFlags: [SwiftSetting] =
     avx2Define + (needsAVX2 ? [.unsafeFlags(["-target-cpu", "haswell"], .when(configuration: .release))] : [])
 
+/// Data-parallel training over Open MPI (`mpirun -np N eprop-dense ...`, README "Several
+/// processes") is built in when Open MPI's development files are installed (Debian:
+/// `libopenmpi-dev`, which `scripts/setup.sh` installs), found by their pkg-config file; without
+/// them, or with `EPROP_DENSE_MPI=0`, eprop-dense builds and runs as one process.
+let pkgConfigDirs = (Context.environment["PKG_CONFIG_PATH"] ?? "").split(separator: ":").map(String.init)
+    + ((try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib")) ?? []).map { "/usr/lib/\($0)/pkgconfig" }
+    + ["/usr/lib/pkgconfig", "/usr/local/lib/pkgconfig", "/usr/share/pkgconfig"]
+let withMPI = Context.environment["EPROP_DENSE_MPI"] != "0"
+    && pkgConfigDirs.contains { FileManager.default.fileExists(atPath: "\($0)/ompi-c.pc") }
+let mpiTargets: [Target] = withMPI
+    ? [.systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])])] : []
+let mpiDependency: [Target.Dependency] = withMPI ? ["CMPI"] : []
+let mpiDefine: [SwiftSetting] = withMPI ? [.define("EPROP_DENSE_MPI")] : []
+
 let package = Package(
     name: "eprop-dense",
     products: [
@@ -28,7 +43,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
     ],
-    targets: [
+    targets: mpiTargets + [
         // Debian's OpenBLAS (CBLAS) and LAPACKE. Only EProp/BLAS.swift imports it.
         .systemLibrary(
             name: "COpenBLAS",
@@ -39,8 +54,8 @@ let package = Package(
         // The engine: neuron models, e-prop gradients, optimizers, tasks, .npy I/O, RNG.
         .target(
             name: "EProp",
-            dependencies: ["COpenBLAS"],
-            swiftSettings: hotLoopFlags
+            dependencies: ["COpenBLAS"] + mpiDependency,
+            swiftSettings: hotLoopFlags + mpiDefine
         ),
         // The command line's options, configuration resolution and printing (a library, so
         // that tests parse options in-process). Built portably: it checks the CPU first.

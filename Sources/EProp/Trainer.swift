@@ -27,7 +27,8 @@ public struct IterationResult: Codable, Sendable {
 /// A fixed group of consecutive sequences of a batch, simulated side by side by one worker with
 /// its own histories and gradient accumulator.
 final class Shard<S: Scalar>: @unchecked Sendable {
-    /// Index of the shard's first sequence within the batch.
+    /// The shard's index within the batch, and that of its first sequence.
+    let index: Int
     let first: Int
     let seq: SequenceBuffers<S>
     let computer: any GradientComputer<S>
@@ -40,9 +41,9 @@ final class Shard<S: Scalar>: @unchecked Sendable {
     /// With `compareGradients`: the BPTT gradient of the same sequences.
     let bptt: (computer: BPTTGradient<S>, gradients: Gradients<S>)?
 
-    init(first: Int, size: Int, steps T: Int, config: TrainingConfig, net: Network<S>, nRecord: Int, initial: NetworkInit, isLast: Bool) {
-        self.first = first
-        seq = SequenceBuffers(batch: size, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut, nRecord: nRecord)
+    init(index: Int, size: Int, steps T: Int, config: TrainingConfig, net: Network<S>, nRecord: Int, initial: NetworkInit, isLast: Bool) {
+        self.index = index
+        first = index * Trainer<S>.shardSize
         gradients = Gradients(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
         // Only the batch's last shard can hold the run's last sequence.
         lastTerm = isLast ? Gradients(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut) : Gradients(nIn: 0, nRec: 0, nOut: 0)
@@ -56,11 +57,22 @@ final class Shard<S: Scalar>: @unchecked Sendable {
             ? (BPTTGradient(batch: size, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut, throughReset: config.bpttThroughReset),
                Gradients(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut))
             : nil
-        seq.lossFunction = config.readout.loss
-        if initial.patterns.isFrozen {
-            for b in 0..<size { seq.setSequence(b, input: initial.inputSpikes, target: initial.target) }
-        }
+        seq = Trainer<S>.sequenceBuffers(batch: size, steps: T, config: config, net: net, nRecord: nRecord, initial: initial)
     }
+
+    /// The gradient vector that the exchange sums (`GradientExchange`).
+    var vector: [Matrix<S>] { gradients.all + (bptt?.gradients.all ?? []) }
+}
+
+/// The numbers a shard reports of each of its sequences besides its gradient, in a record of
+/// `GradientExchange`'s outcomes: per sequence and readout the loss, then the shard's totals.
+enum ShardOutcome {
+    /// Doubles in a record: `shardSize * nOut` losses and the four totals.
+    static func stride(nOut: Int, shardSize: Int) -> Int { shardSize * nOut + 4 }
+    /// Offsets of the totals after the losses: correct decisions, recurrent spikes, whether the
+    /// membrane voltage is finite (1) or not (0), and whether the shard holds the run's last
+    /// sequence and so a separate L(T-1) term (1) or not (0).
+    static let correct = 0, spikes = 1, voltageFinite = 2, holdsLastOfRun = 3
 }
 
 /// Trains a network on a task's patterns (the same frozen pattern in every sequence, as in the
@@ -69,8 +81,10 @@ final class Shard<S: Scalar>: @unchecked Sendable {
 /// docs/mathematics.md §4.3).
 ///
 /// The batch is split into shards of at most `shardSize` sequences, independent of the thread
-/// count; `config.threads` workers simulate shards concurrently and the shard gradients are
-/// summed in shard order, so results are bitwise identical for any number of threads.
+/// and process count. The processes of `group` each simulate a consecutive block of the shards,
+/// `config.threads` workers per process side by side; the shard gradients are summed in shard
+/// order (`GradientExchange`), so results are bitwise identical for any number of threads and
+/// processes, and every process takes the same optimizer step.
 public final class Trainer<S: Scalar>: @unchecked Sendable {
     /// Sequences per shard.
     public static var shardSize: Int { 8 }
@@ -84,7 +98,16 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
     private let bpttGradients: Gradients<S>?
     public let optimizer: Optimizer
     public private(set) var optimizerState: OptimizerState<S>
+    /// The processes training this model together (one by default).
+    public let group: any ProcessGroup
+    /// This process's shards of every batch.
     let shards: [Shard<S>]
+    let exchange: GradientExchange<S>
+    /// NEST's L(T-1) term of the run's last sequence, from the process that simulates it.
+    private let lastTerm: Gradients<S>
+    /// Rank 0's buffers for the other processes' shards, simulated again (forward only) to record
+    /// them; by shard size.
+    private var replay: [Int: SequenceBuffers<S>] = [:]
 
     public internal(set) var iteration = 0
     public internal(set) var results: [IterationResult] = []
@@ -93,32 +116,72 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
     /// final update), a longer run leaves it out (§6.2); a checkpoint stores this state so that
     /// resuming continues exactly as one long run.
     public private(set) var continuation: (weights: [Matrix<S>], optimizerState: OptimizerState<S>)?
-    /// Recordings of the chosen iterations (NEST's recorders).
+    /// Recordings of the chosen iterations (NEST's recorders), made by rank 0.
     public let recorder: Recorder
 
-    public init(config: TrainingConfig, initial: NetworkInit, recording: RecordingOptions = RecordingOptions()) {
+    public init(config: TrainingConfig, initial: NetworkInit, recording: RecordingOptions = RecordingOptions(), group: any ProcessGroup = SingleProcess()) {
         self.config = config
         self.initial = initial
+        self.group = group
         let B = config.optimizer.batchSize, T = initial.steps
         let net = Network<S>(initial, config: config)
         self.net = net
-        shards = stride(from: 0, to: B, by: Self.shardSize).map {
-            Shard(first: $0, size: min(Self.shardSize, B - $0), steps: T, config: config, net: net, nRecord: recording.nRecord, initial: initial,
-                  isLast: $0 + Self.shardSize >= B)
+        let shardCount = (B + Self.shardSize - 1) / Self.shardSize
+        shards = group.block(of: shardCount, rank: group.rank).map {
+            Shard(index: $0, size: min(Self.shardSize, B - $0 * Self.shardSize), steps: T, config: config, net: net, nRecord: recording.nRecord,
+                  initial: initial, isLast: $0 == shardCount - 1)
         }
         recorder = Recorder(recording, iterations: config.iterations, batch: B, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
         gradients = Gradients(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
         bpttGradients = config.compareGradients ? Gradients(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut) : nil
+        exchange = GradientExchange(group: group, shardCount: shardCount, vectorLength: (gradients.all + (bpttGradients?.all ?? [])).map(\.count).reduce(0, +),
+                                    outcomeStride: ShardOutcome.stride(nOut: net.nOut, shardSize: Self.shardSize))
+        lastTerm = shards.last.flatMap { $0.index == shardCount - 1 ? $0.lastTerm : nil } ?? Gradients(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
         optimizer = Optimizer(config.optimizer)
         optimizerState = optimizer.initialState(sizes: net.trained.map(\.count))
     }
 
-    /// Forward pass and gradient of one shard (runs on a worker thread).
+    /// Buffers for `batch` sequences, holding the patterns already when they are frozen.
+    static func sequenceBuffers(batch: Int, steps T: Int, config: TrainingConfig, net: Network<S>, nRecord: Int, initial: NetworkInit) -> SequenceBuffers<S> {
+        let seq = SequenceBuffers<S>(batch: batch, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut, nRecord: nRecord)
+        seq.lossFunction = config.readout.loss
+        if initial.patterns.isFrozen {
+            for b in 0..<batch { seq.setSequence(b, input: initial.inputSpikes, target: initial.target) }
+        }
+        return seq
+    }
+
+    /// Loads the sequences `first ..< first + seq.batch` of this batch into `seq`: their input
+    /// patterns and targets (unless frozen) and whether one starts the run. On the calling
+    /// thread only: generated trials are drawn in order.
+    private func load(_ seq: SequenceBuffers<S>, first: Int) {
+        let B = config.optimizer.batchSize, patterns = initial.patterns
+        for b in 0..<seq.batch {
+            if !patterns.isFrozen {  // frozen patterns were loaded when the buffers were made
+                let p = patterns.sequence(iteration * B + first + b)
+                seq.setSequence(b, input: p.input, target: p.target)
+            }
+            seq.isFirstOfRun.p[b] = (iteration == 0 && first + b == 0) ? 1 : 0
+        }
+    }
+
+    /// Loads this process's sequences of the batch and NEST's left-out L(T-1) terms of them.
+    private func loadShards() {
+        let B = config.optimizer.batchSize
+        for shard in shards {
+            load(shard.seq, first: shard.first)
+            shard.missingLastTerm = config.nestMissingLearningSignal && config.gradient != .bptt  // an e-prop artefact
+                ? MissingLastTerm.of(initial.patterns, first: iteration * B + shard.first, count: shard.seq.batch, total: config.iterations * B)
+                : .none(batch: shard.seq.batch)
+        }
+    }
+
+    /// Forward pass and gradient of one shard, deposited with its outcomes in the exchange (runs
+    /// on a worker thread).
     @_specialize(where S == Float)
     @_specialize(where S == Double)
     private func simulate(_ shard: Shard<S>) {
         let seq = shard.seq
-        for b in 0..<seq.batch { seq.isFirstOfRun.p[b] = (iteration == 0 && shard.first + b == 0) ? 1 : 0 }
         seq.forward(net, learningWindow: config.resolvedLearningWindow, kernel: config.kernel)
         shard.gradients.zero()
         if shard.missingLastTerm.lastOfRun != nil { shard.lastTerm.zero() }
@@ -128,9 +191,19 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
             g.zero()
             computer.accumulate(net, seq, ctx, into: g, term: shard.lastTerm)  // BPTT ignores the e-prop term
         }
+        exchange.deposit(shard: shard.index, shard.vector)
+        let nOut = net.nOut, record = exchange.outcome(shard.index)
+        for i in 0..<(seq.batch * nOut) { record[i] = seq.loss[i] }
+        let totals = record + Self.shardSize * nOut
+        totals[ShardOutcome.correct] = Double((0..<seq.batch).filter(seq.isCorrect).count)
+        var spikes = 0.0
+        for q in 0..<seq.spikeCount.count { spikes += Double(seq.spikeCount.p[q]) }
+        totals[ShardOutcome.spikes] = spikes
+        totals[ShardOutcome.voltageFinite] = Self.firstNonFinite(seq.v) == nil ? 1 : 0
+        totals[ShardOutcome.holdsLastOfRun] = shard.missingLastTerm.lastOfRun != nil ? 1 : 0
     }
 
-    /// Runs one iteration and returns its result.
+    /// Runs one iteration and returns its result. Collective in a group of processes.
     @discardableResult
     @_specialize(where S == Float)
     @_specialize(where S == Double)
@@ -138,7 +211,7 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         precondition(iteration < config.iterations, "the run has all \(config.iterations) iterations")
         let start = ContinuousClock.now
         let B = config.optimizer.batchSize, T = initial.steps, nOut = net.nOut
-        loadPatterns()
+        loadShards()
         let workers = min(config.threads, shards.count)
         if workers <= 1 {
             for shard in shards { simulate(shard) }
@@ -147,26 +220,28 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
                 for i in stride(from: w, to: shards.count, by: workers) { simulate(shards[i]) }
             }
         }
-        // Fixed reduction order: shard 0, 1, ...
-        gradients.zero()
-        var lossPerSequence: [Double] = [], lossPerReadout = [Double](repeating: 0, count: nOut), spikes = 0.0, correct = 0
+        exchange.exchange()
+        if group.rank == 0 { record() }
+        exchange.unpack(into: gradients.all + (bpttGradients?.all ?? []))
+        // Fixed order: shard 0, 1, ...
+        var lossPerSequence: [Double] = [], lossPerReadout = [Double](repeating: 0, count: nOut), spikes = 0.0, correct = 0.0
         // Regression: the tutorial's sum over steps; cross entropy: NEST's example's mean over the window.
         let lossScale = config.readout.loss == .crossEntropy ? Double(config.resolvedLearningWindow) : 1
-        for shard in shards {
-            recorder.observe(iteration: iteration, firstSequence: iteration * B + shard.first, shard.seq, net, eL: config.recurrent.eL, eLOut: config.readout.eL)
-            gradients.add(shard.gradients)
-            let seq = shard.seq
-            for b in 0..<seq.batch {
-                lossPerSequence.append(seq.loss[(b * nOut)..<((b + 1) * nOut)].reduce(0, +) / lossScale)
-                for k in 0..<nOut { lossPerReadout[k] += seq.loss[b * nOut + k] / Double(B) / lossScale }
-                if seq.isCorrect(b) { correct += 1 }
+        for shard in 0..<exchange.shardCount {
+            let record = exchange.outcome(shard), totals = record + Self.shardSize * nOut
+            for b in 0..<min(Self.shardSize, B - shard * Self.shardSize) {
+                lossPerSequence.append((0..<nOut).map { record[b * nOut + $0] }.reduce(0, +) / lossScale)
+                for k in 0..<nOut { lossPerReadout[k] += record[b * nOut + k] / Double(B) / lossScale }
             }
-            for q in 0..<seq.spikeCount.count { spikes += Double(seq.spikeCount.p[q]) }
+            correct += totals[ShardOutcome.correct]
+            spikes += totals[ShardOutcome.spikes]
         }
         let averageOver = config.averageGradient ? config.resolvedLearningWindow : nil
-        if let last = shards.last, last.missingLastTerm.lastOfRun != nil {
+        let lastShard = exchange.shardCount - 1
+        if exchange.outcome(lastShard)[Self.shardSize * nOut + ShardOutcome.holdsLastOfRun] == 1 {
             // The run's last step: a longer run steps without the last sequence's L(T-1) term,
             // NEST's forced final update with it.
+            for m in lastTerm.all { group.broadcast(m.p, bytes: m.count * MemoryLayout<S>.stride, root: exchange.owner(of: lastShard)) }
             let longer = Gradients<S>(nIn: net.nIn, nRec: net.nRec, nOut: nOut)
             longer.add(gradients)
             longer.finish(batchSize: B, averageOver: averageOver)
@@ -174,7 +249,7 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
             var state = optimizerState
             applyUpdate(&state, to: weights, longer)
             continuation = (weights, state)
-            gradients.add(last.lastTerm)
+            gradients.add(lastTerm)
         }
         gradients.finish(batchSize: B, averageOver: averageOver)
         let comparison = bpttGradients.map { compareWithBPTT($0, batchSize: B, averageOver: averageOver) }
@@ -186,7 +261,7 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
             iteration: iteration, loss: lossPerSequence.reduce(0, +) / Double(B), lossPerSequence: lossPerSequence,
             lossPerReadout: lossPerReadout, rateHz: spikes / Double(B * net.nRec * T) * 1000,
             seconds: elapsed.seconds)
-        if config.readout.loss == .crossEntropy { result.accuracy = Double(correct) / Double(B) }
+        if config.readout.loss == .crossEntropy { result.accuracy = correct / Double(B) }
         (result.gradientCosine, result.gradientNormRatio) = (comparison?.cosine, comparison?.normRatio)
         results.append(result)
         iteration += 1
@@ -194,11 +269,36 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         return result
     }
 
+    /// Rank 0 hands every sequence of the batch to the recorder, in order. The other processes'
+    /// shards are simulated again here (forward only, same weights and inputs, so the same
+    /// spikes) when this iteration is recorded or the next one is (its first sequence needs the
+    /// learning signal of this batch's last).
+    private func record() {
+        let B = config.optimizer.batchSize, T = initial.steps
+        let replaying = recorder.isRecorded(iteration) || recorder.isRecorded(iteration + 1)
+        for shard in 0..<exchange.shardCount {
+            let first = shard * Self.shardSize
+            let seq: SequenceBuffers<S>
+            if exchange.owned.contains(shard) {
+                seq = shards[shard - exchange.owned.lowerBound].seq
+            } else if replaying {
+                let size = min(Self.shardSize, B - first)
+                if replay[size] == nil {
+                    replay[size] = Self.sequenceBuffers(batch: size, steps: T, config: config, net: net, nRecord: recorder.nRecord, initial: initial)
+                }
+                seq = replay[size]!
+                load(seq, first: first)
+                seq.forward(net, learningWindow: config.resolvedLearningWindow, kernel: config.kernel)
+            } else {
+                continue
+            }
+            recorder.observe(iteration: iteration, firstSequence: iteration * B + first, seq, net, eL: config.recurrent.eL, eLOut: config.readout.eL)
+        }
+    }
+
     /// The batch's BPTT gradient (summed over shards in order, finished like the e-prop one) against
     /// the e-prop gradient in `gradients`, per trained matrix.
     private func compareWithBPTT(_ bptt: Gradients<S>, batchSize B: Int, averageOver: Int?) -> (cosine: [Double], normRatio: [Double]) {
-        bptt.zero()
-        for shard in shards { bptt.add(shard.bptt!.gradients) }
         bptt.finish(batchSize: B, averageOver: averageOver)
         var cosine: [Double] = [], ratio: [Double] = []
         for (e, b) in zip(gradients.all, bptt.all) {
@@ -226,38 +326,23 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
     @_specialize(where S == Double)
     public func firstNonFinite() -> String? {
         if let r = results.last, !r.loss.isFinite { return "loss (\(r.loss))" }
-        func firstBad(_ m: Matrix<S>) -> Int? {
-            let p = m.p
-            var sum: S = 0  // NaN and infinity propagate through the sum: one branch-free pass
-            for i in 0..<m.count { sum += p[i] * 0 }
-            guard !sum.isFinite else { return nil }
-            return (0..<m.count).first { !p[$0].isFinite }
+        for shard in 0..<exchange.shardCount where exchange.outcome(shard)[Self.shardSize * net.nOut + ShardOutcome.voltageFinite] == 0 {
+            return "membrane voltage V_m"
         }
-        for shard in shards where firstBad(shard.seq.v) != nil { return "membrane voltage V_m" }
         let names = TrainedMatrix.allCases.map { "gradient of \($0.name)" } + TrainedMatrix.allCases.map(\.name)
         for (m, name) in zip(gradients.all + net.trained, names) {
-            if let i = firstBad(m) { return "\(name)[\(i / m.cols), \(i % m.cols)] (\(m.p[i]))" }
+            if let i = Self.firstNonFinite(m) { return "\(name)[\(i / m.cols), \(i % m.cols)] (\(m.p[i]))" }
         }
         return nil
     }
 
-    /// Loads this batch's input patterns and targets (unless frozen) and NEST's left-out L(T-1)
-    /// terms of its sequences.
-    private func loadPatterns() {
-        let B = config.optimizer.batchSize, patterns = initial.patterns
-        if !patterns.isFrozen {  // frozen patterns were loaded once, when the shards were made
-            for shard in shards {
-                for b in 0..<shard.seq.batch {
-                    let p = patterns.sequence(iteration * B + shard.first + b)
-                    shard.seq.setSequence(b, input: p.input, target: p.target)
-                }
-            }
-        }
-        for shard in shards {
-            shard.missingLastTerm = config.nestMissingLearningSignal && config.gradient != .bptt  // an e-prop artefact
-                ? MissingLastTerm.of(patterns, first: iteration * B + shard.first, count: shard.seq.batch, total: config.iterations * B)
-                : .none(batch: shard.seq.batch)
-        }
+    /// The index of the first NaN or infinity in `m`, or nil.
+    static func firstNonFinite(_ m: Matrix<S>) -> Int? {
+        let p = m.p
+        var sum: S = 0  // NaN and infinity propagate through the sum: one branch-free pass
+        for i in 0..<m.count { sum += p[i] * 0 }
+        guard !sum.isFinite else { return nil }
+        return (0..<m.count).first { !p[$0].isFinite }
     }
 
     /// Sets the state of a checkpoint: completed iterations, their results, weights, optimizer.

@@ -11,8 +11,9 @@ public struct RunPlan: Sendable {
     public var checkpointEvery: Int
     /// Where the initial state came from, for `run.json` ("seed 1", a folder, ...).
     public var initSource: String
-    /// Whether the run continues the checkpoint in its folder.
-    public internal(set) var resuming = false
+    /// The run folder whose checkpoint the run continues, if it does.
+    public internal(set) var resumedFrom: URL?
+    public var resuming: Bool { resumedFrom != nil }
 
     public init(config: TrainingConfig, initial: NetworkInit, recording: RecordingOptions = RecordingOptions(), checkpointEvery: Int = 0, initSource: String) {
         self.config = config
@@ -52,7 +53,7 @@ public struct RunPlan: Sendable {
         try validate(config, recording: record.recording, checkpointEvery: record.checkpoint_every, out: folder)
         var plan = RunPlan(config: config, initial: initial, recording: record.recording, checkpointEvery: record.checkpoint_every,
                            initSource: "resumed from \(folder.path)")
-        plan.resuming = true
+        plan.resumedFrom = folder
         return plan
     }
 }
@@ -88,8 +89,8 @@ public struct RunSummary: Sendable {
     public let meanRateHz: Double
     public let secondsPerIteration: Double
     public let peakMemoryMB: Double
-    /// The run folder.
-    public let folder: URL
+    /// The run folder (nil on the processes of a group other than rank 0, which write nothing).
+    public let folder: URL?
     /// Signs of a run going wrong without a NaN (a loss grown by orders of magnitude, rates near
     /// their maximum), in words.
     public let warnings: [String]
@@ -120,18 +121,23 @@ public struct RunControl {
 /// A training run: a trainer, its run folder and its checkpoints. It runs iterations until the
 /// configured total, writing checkpoints at the plan's cadence, stops cooperatively when asked,
 /// detects divergence, and leaves complete outputs in the folder in every case.
+///
+/// In a group of processes every process runs the same `TrainingRun` (the same plan); rank 0
+/// alone writes the folder, and a stop asked of any process stops all after the same iteration.
 public final class TrainingRun<S: Scalar> {
     public let plan: RunPlan
     public let trainer: Trainer<S>
-    public let folder: RunFolder
+    /// The run folder, written by rank 0; nil on the other processes of a group.
+    public let folder: RunFolder?
 
     /// A run of `plan` writing into `folder`; when the plan resumes, the trainer takes the
-    /// checkpoint's state.
-    public init(_ plan: RunPlan, folder: RunFolder) throws {
+    /// checkpoint's state (every process reads it).
+    public init(_ plan: RunPlan, folder: RunFolder?, group: any ProcessGroup = SingleProcess()) throws {
+        precondition((folder != nil) == (group.rank == 0), "rank 0, and only rank 0, writes the run folder")
         self.plan = plan
         self.folder = folder
-        trainer = Trainer<S>(config: plan.config, initial: plan.initial, recording: plan.recording)
-        if plan.resuming { try Checkpoint.restore(trainer, from: folder.final) }
+        trainer = Trainer<S>(config: plan.config, initial: plan.initial, recording: plan.recording, group: group)
+        if let resumed = plan.resumedFrom { try Checkpoint.restore(trainer, from: resumed) }
     }
 
     /// Runs the remaining iterations.
@@ -140,12 +146,14 @@ public final class TrainingRun<S: Scalar> {
         let config = plan.config
         let firstIteration = trainer.iteration
         func write(status: String) throws {
+            guard let folder else { return }
             try RunOutput.write(trainer, to: folder, commandLine: control.commandLine, initSource: plan.initSource,
                                 trainSeconds: (ContinuousClock.now - start).seconds, status: status, gitCommit: control.gitCommit)
             try folder.commit()
         }
         // A failed write ends the run, with status "failed" in run.json where that still fits.
         func failed(_ error: Error) -> RunFailure {
+            guard let folder else { return RunFailure(description: "\(error)") }
             try? RunOutput.writeRecord(trainer, to: folder, commandLine: control.commandLine, initSource: plan.initSource,
                                        trainSeconds: (ContinuousClock.now - start).seconds, status: "failed", gitCommit: control.gitCommit)
             return RunFailure(description: error is NPYError || error is RunFolderError || error is CheckpointError ? "\(error)" : "writing the outputs into \(folder.current.path) failed: \(plainMessage(error))")
@@ -155,6 +163,7 @@ public final class TrainingRun<S: Scalar> {
         }
         func checkpoint() throws {
             try writeOutputs(status: "running")
+            guard let folder else { return }
             do { try Checkpoint.write(trainer, in: folder.final, checkpointEvery: plan.checkpointEvery) } catch { throw failed(error) }
         }
         // The weights before the current iteration, restored if it diverges.
@@ -166,12 +175,15 @@ public final class TrainingRun<S: Scalar> {
                 outcome: outcome, completedIterations: trainer.iteration, finalLoss: trainer.results.last?.loss ?? .nan,
                 finalAccuracy: trainer.results.last?.accuracy,
                 meanRateHz: mine.map(\.rateHz).reduce(0, +) / n, secondsPerIteration: mine.map(\.seconds).reduce(0, +) / n,
-                peakMemoryMB: RunOutput.peakMemoryMB(), folder: folder.final, warnings: Self.warnings(trainer.results, config),
-                cleanedUp: folder.removedLeftovers)
+                peakMemoryMB: RunOutput.peakMemoryMB(), folder: folder?.final, warnings: Self.warnings(trainer.results, config),
+                cleanedUp: folder?.removedLeftovers ?? [])
         }
 
+        let group = trainer.group
         while trainer.iteration < config.iterations {
-            if let signal = control.stopRequested() {
+            // Every process stops after the same iteration, whichever was asked.
+            let signal = group.size == 1 ? control.stopRequested() : Int32(exactly: group.maximum(Int(control.stopRequested() ?? 0))).flatMap { $0 == 0 ? nil : $0 }
+            if let signal {
                 if trainer.iteration > 0 { try checkpoint() }
                 try writeOutputs(status: "interrupted")
                 return summary(.interrupted(signal: signal))
@@ -181,7 +193,7 @@ public final class TrainingRun<S: Scalar> {
             if let bad = trainer.firstNonFinite() {
                 for (w, copy) in zip(trainer.net.trained, lastFinite) { w.copy(from: copy) }
                 try writeOutputs(status: "diverged")
-                let kept = FileManager.default.fileExists(atPath: folder.final.appendingPathComponent("checkpoint").path)
+                let kept = folder.map { FileManager.default.fileExists(atPath: $0.final.appendingPathComponent("checkpoint").path) } ?? false
                 return summary(.diverged(iteration: result.iteration + 1, quantity: bad, checkpointKept: kept))
             }
             control.onIteration(result)
@@ -211,11 +223,12 @@ extension TrainingRun {
 }
 
 extension RunPlan {
-    /// Runs the plan in `folder` in its configured precision.
-    public func run(in folder: RunFolder, _ control: RunControl = RunControl()) throws -> RunSummary {
+    /// Runs the plan in `folder` (nil on processes of `group` other than rank 0) in its
+    /// configured precision.
+    public func run(in folder: RunFolder?, group: any ProcessGroup = SingleProcess(), _ control: RunControl = RunControl()) throws -> RunSummary {
         switch config.precision {
-        case .float: return try TrainingRun<Float>(self, folder: folder).run(control)
-        case .double: return try TrainingRun<Double>(self, folder: folder).run(control)
+        case .float: return try TrainingRun<Float>(self, folder: folder, group: group).run(control)
+        case .double: return try TrainingRun<Double>(self, folder: folder, group: group).run(control)
         }
     }
 }

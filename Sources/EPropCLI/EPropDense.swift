@@ -142,16 +142,31 @@ public struct EPropDense: ParsableCommand {
     }
 
     public func run() throws {
+        let group = try joinProcessGroup()
+        defer { group.finish() }
         do {
             BLASRuntime.setThreads(engine.blasThreads)
             let out = URL(fileURLWithPath: output.resume ?? output.out ?? RunFolder.defaultName(under: "runs"))
-            let plan = try output.resume.map(resumePlan) ?? newPlan(out: out)
+            // Rank 0 first: resuming recovers a checkpoint cut short, before others read it.
+            var plan = try together(group, on: group.rank == 0) { try output.resume.map(resumePlan) ?? newPlan(out: out) }
+            if group.size > 1 {
+                let reference = group.allGather(text: plan?.fingerprint ?? "")[0]
+                plan = try together(group, on: group.rank != 0) {
+                    let mine = try output.resume.map(resumePlan) ?? newPlan(out: out)
+                    guard mine.fingerprint == reference else {
+                        throw ProcessGroupError(description: "its configuration, initial state or patterns differ from rank 0's (the same options must read the same files on every process)") }
+                    return mine
+                } ?? plan
+            }
+            guard let plan else { return }
             if output.printConfig {
-                print(String(decoding: try Self.json(plan.config), as: UTF8.self))
+                if group.rank == 0 { print(String(decoding: try Self.json(plan.config), as: UTF8.self)) }
                 return
             }
-            let folder = try output.resume != nil ? RunFolder(existing: out) : RunFolder(out, replace: output.force)
-            try train(plan, in: folder)
+            let folder = try together(group, on: group.rank == 0) {
+                try output.resume != nil ? RunFolder(existing: out) : RunFolder(out, replace: output.force)
+            }
+            try train(plan, in: folder, group: group)
         } catch let e as ConfigError {
             throw ValidationError(Self.message(e))
         } catch let e as ValidationError {
@@ -164,10 +179,36 @@ public struct EPropDense: ParsableCommand {
         }
     }
 
-    private func train(_ plan: RunPlan, in folder: RunFolder) throws {
+    /// Runs `body` on the processes where `on` holds; in a group of several, every process then
+    /// learns whether it failed on any, and all stop together, rank 0 printing each failure with
+    /// its rank (exit 64 when every failure is an invalid option or input, 1 otherwise). The
+    /// value of `body`, nil where it did not run.
+    private func together<T>(_ group: any ProcessGroup, on: Bool, _ body: () throws -> T) throws -> T? {
+        guard group.size > 1 else { return on ? try body() : nil }
+        var value: T?, failure: (code: Int32, message: String)?
+        if on {
+            do { value = try body() } catch let e as ConfigError {
+                failure = (64, Self.message(e))
+            } catch let e as ValidationError {
+                failure = (64, e.message)
+            } catch {
+                failure = (1, "\(error)")
+            }
+        }
+        let failures = group.agree(failure)
+        guard !failures.isEmpty else { return value }
+        if group.rank == 0 {
+            for f in failures { FileHandle.standardError.write(Data("error: rank \(f.rank): \(f.message)\n".utf8)) }
+        }
+        throw ExitCode(failures.allSatisfy { $0.code == 64 } ? 64 : 1)
+    }
+
+    /// Trains `plan`. Rank 0 writes `folder` and prints; in a group the other processes print
+    /// nothing, end with the same exit code, and a failure after the start ends the whole group.
+    private func train(_ plan: RunPlan, in folder: RunFolder?, group: any ProcessGroup) throws {
         Interruption.install()
-        let progress = Progress(total: plan.config.iterations, enabled: !output.quiet)
-        let quiet = output.quiet
+        let quiet = output.quiet || group.rank != 0
+        let progress = Progress(total: plan.config.iterations, enabled: !quiet)
         let control = RunControl(
             stopRequested: { Interruption.received },
             onIteration: { r in
@@ -179,17 +220,28 @@ public struct EPropDense: ParsableCommand {
                 progress.update(done: r.iteration + 1, lastSeconds: r.seconds)
             },
             commandLine: CommandLine.arguments, gitCommit: Provenance.gitCommit())
-        let summary = try plan.run(in: folder, control)
+        let summary: RunSummary
+        do { summary = try plan.run(in: folder, group: group, control) } catch where group.size > 1 {
+            // The others may be waiting for this process in an exchange.
+            FileHandle.standardError.write(Data("error: rank \(group.rank): \(error)\n".utf8))
+            group.abort(code: 1)
+        }
         progress.finish()
+        guard let path = summary.folder?.path else {
+            switch summary.outcome {
+            case .complete: return
+            case .interrupted(let signal): throw ExitCode(128 + signal)
+            case .diverged: throw ExitCode(3)
+            }
+        }
         for note in summary.cleanedUp { FileHandle.standardError.write(Data("note: \(note) (left by a run that died)\n".utf8)) }
-        let path = summary.folder.path
         switch summary.outcome {
         case .complete:
             let accuracy = summary.finalAccuracy.map { String(format: ", final accuracy %.3f", $0) } ?? ""
             FileHandle.standardError.write(Data(String(format: "done: %d iterations, final loss %.6f%@, mean rate %.2f Hz, %.4f s per iteration, peak memory %.1f MB; outputs in %@\n",
                 summary.completedIterations, summary.finalLoss, accuracy, summary.meanRateHz, summary.secondsPerIteration, summary.peakMemoryMB, path).utf8))
             for warning in summary.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
-            if output.plot { try Plotter.render(summary.folder) }
+            if output.plot { try Plotter.render(URL(fileURLWithPath: path)) }
         case .interrupted(let signal):
             FileHandle.standardError.write(Data("interrupted by signal \(signal) after iteration \(summary.completedIterations); outputs and checkpoint in \(path)\nresume with: eprop-dense --resume \(Self.shellQuoted(path)) --iterations \(plan.config.iterations)\n".utf8))
             throw ExitCode(128 + signal)

@@ -1,0 +1,117 @@
+/// Combines the shards of a batch, simulated by the processes of a group, into the batch's
+/// gradient sum and per-sequence outcomes that every process then holds, bitwise the same for any
+/// number of processes (README "Several processes").
+///
+/// Each shard's gradient is one vector of `vectorLength` scalars (the trained matrices in
+/// `TrainedMatrix` order, then the BPTT ones with `compareGradients`). The vector's elements are
+/// cut into one slice per rank. Rank q receives slice q of every shard (all-to-all) and sums it
+/// over the shards in shard order, starting from zero, which is the summation a single process
+/// does element by element; the summed slices are then gathered by all (all-gather). A process
+/// moves about `shards x vectorLength / size + vectorLength` scalars per batch, instead of every
+/// shard's whole gradient. The outcomes (losses, correct decisions, spikes, checks) are gathered
+/// whole.
+final class GradientExchange<S: Scalar>: @unchecked Sendable {
+    let group: any ProcessGroup
+    /// Number of shards in a batch, and this process's (consecutive) ones.
+    let shardCount: Int
+    let owned: Range<Int>
+    /// Scalars per shard gradient vector.
+    let vectorLength: Int
+    /// Elements of the vector each rank sums, in rank order (whole 8-byte words).
+    let slices: [Range<Int>]
+    /// Doubles per shard in `outcomes`.
+    let outcomeStride: Int
+
+    /// `[rank q][owned shard][slices[q]]`: what this process sends.
+    private let send: UnsafeMutablePointer<S>
+    /// `[shard][slices[rank]]`: what it receives (`send` itself in a single process).
+    private let receive: UnsafeMutablePointer<S>
+    /// `[vectorLength]` padded to whole words: the sum over the batch's shards.
+    let summed: UnsafeMutablePointer<S>
+    /// `[shard][outcomeStride]`.
+    private let outcomes: UnsafeMutablePointer<Double>
+    private let paddedLength: Int
+
+    init(group: any ProcessGroup, shardCount: Int, vectorLength: Int, outcomeStride: Int) {
+        self.group = group
+        self.shardCount = shardCount
+        self.vectorLength = vectorLength
+        self.outcomeStride = outcomeStride
+        owned = group.block(of: shardCount, rank: group.rank)
+        let perWord = max(1, 8 / MemoryLayout<S>.stride)
+        paddedLength = (vectorLength + perWord - 1) / perWord * perWord
+        let words = paddedLength / perWord, P = group.size
+        slices = (0..<P).map { q in (q * words / P * perWord)..<((q + 1) * words / P * perWord) }
+        send = .allocate(capacity: max(owned.count * paddedLength, 1))
+        send.initialize(repeating: 0, count: max(owned.count * paddedLength, 1))
+        if P == 1 {
+            receive = send
+        } else {
+            let n = max(shardCount * slices[group.rank].count, 1)
+            receive = .allocate(capacity: n)
+            receive.initialize(repeating: 0, count: n)
+        }
+        summed = .allocate(capacity: paddedLength)
+        summed.initialize(repeating: 0, count: paddedLength)
+        outcomes = .allocate(capacity: shardCount * outcomeStride)
+        outcomes.initialize(repeating: 0, count: shardCount * outcomeStride)
+    }
+
+    deinit {
+        if receive != send { receive.deallocate() }
+        send.deallocate()
+        summed.deallocate()
+        outcomes.deallocate()
+    }
+
+    /// The rank that simulates `shard`.
+    func owner(of shard: Int) -> Int {
+        (0..<group.size).first { group.block(of: shardCount, rank: $0).contains(shard) }!
+    }
+
+    /// Places the gradient of owned `shard`, the concatenation of `matrices`, in the send buffer
+    /// (a worker thread may call this for its shard while others do for theirs).
+    func deposit(shard: Int, _ matrices: [Matrix<S>]) {
+        let local = shard - owned.lowerBound
+        var m = 0, mStart = 0  // the matrix holding element `start` of a slice, and its first element
+        for (q, slice) in slices.enumerated() {
+            let dst = send + owned.count * slices[q].lowerBound + local * slice.count
+            var e = slice.lowerBound
+            while e < min(slice.upperBound, vectorLength) {
+                while e >= mStart + matrices[m].count { mStart += matrices[m].count; m += 1 }
+                let n = min(slice.upperBound, vectorLength, mStart + matrices[m].count) - e
+                (dst + (e - slice.lowerBound)).update(from: matrices[m].p + (e - mStart), count: n)
+                e += n
+            }
+        }
+    }
+
+    /// The outcome record of `shard` (`outcomeStride` doubles), written by its owner.
+    func outcome(_ shard: Int) -> UnsafeMutablePointer<Double> { outcomes + shard * outcomeStride }
+
+    /// After every owned shard is deposited: `summed` holds the sum over all shards, in shard
+    /// order, and every shard's outcome record is filled. Collective.
+    func exchange() {
+        let P = group.size, me = group.rank, stride = MemoryLayout<S>.stride
+        group.allToAll(send: send, sendBytes: slices.map { owned.count * $0.count * stride },
+                       receive: receive, receiveBytes: (0..<P).map { group.block(of: shardCount, rank: $0).count * slices[me].count * stride })
+        let mine = slices[me], n = mine.count
+        let out = summed + mine.lowerBound
+        out.update(repeating: 0, count: n)
+        for shard in 0..<shardCount {
+            let row = receive + shard * n
+            for e in 0..<n { out[e] += row[e] }
+        }
+        group.allGather(summed, bytes: slices.map { $0.count * stride })
+        group.allGather(outcomes, bytes: (0..<P).map { group.block(of: shardCount, rank: $0).count * outcomeStride * 8 })
+    }
+
+    /// Copies `summed` into `matrices` (whose sizes add up to `vectorLength`), in order.
+    func unpack(into matrices: [Matrix<S>]) {
+        var at = 0
+        for m in matrices {
+            m.p.update(from: summed + at, count: m.count)
+            at += m.count
+        }
+    }
+}
