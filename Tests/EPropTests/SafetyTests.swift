@@ -119,22 +119,8 @@ final class SafetyTests: XCTestCase {
     /// A disk that fills up during the run: exit 1 with the plain cause, status "failed", the
     /// previous checkpoint intact, no temporary folder left. Needs root to mount a small tmpfs.
     func testFullDiskEndsWithStatusFailedAndAPlainMessage() throws {
-        let disk = tmp.appendingPathComponent("disk")
-        try FileManager.default.createDirectory(at: disk, withIntermediateDirectories: true)
-        let mount = Process()
-        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
-        mount.arguments = ["-t", "tmpfs", "-o", "size=4m", "tmpfs", disk.path]
-        mount.standardError = FileHandle.nullDevice
-        try mount.run()
-        mount.waitUntilExit()
-        try XCTSkipUnless(mount.terminationStatus == 0, "cannot mount a tmpfs here (needs root)")
-        defer {
-            let u = Process()
-            u.executableURL = URL(fileURLWithPath: "/bin/umount")
-            u.arguments = [disk.path]
-            try? u.run()
-            u.waitUntilExit()
-        }
+        let disk = try mountSmallDisk(in: tmp)
+        defer { unmount(disk) }
         let run = disk.appendingPathComponent("run")
         let p = Process()
         p.executableURL = binary
@@ -145,19 +131,7 @@ final class SafetyTests: XCTestCase {
         try p.run()
         let checkpoint = run.appendingPathComponent("checkpoint/checkpoint.json")
         waitUntilExists(checkpoint, seconds: 60)
-        // Fill the disk while the run is stopped (so its own files do not change meanwhile),
-        // leaving 64 KiB: room for run.json but not for the next weights and checkpoint.
-        kill(p.processIdentifier, SIGSTOP)
-        let reserve = disk.appendingPathComponent("reserve"), filler = disk.appendingPathComponent("filler")
-        try Data(count: 64 * 1024).write(to: reserve)
-        XCTAssertTrue(FileManager.default.createFile(atPath: filler.path, contents: nil))
-        let handle = try FileHandle(forWritingTo: filler)
-        for chunk in [256 * 1024, 4 * 1024] {
-            while (try? handle.write(contentsOf: Data(count: chunk))) != nil {}
-        }
-        try handle.close()
-        try FileManager.default.removeItem(at: reserve)
-        kill(p.processIdentifier, SIGCONT)
+        try fillWhileStopped(disk, p.processIdentifier)
         p.waitUntilExit()
         let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         XCTAssertEqual(p.terminationStatus, 1, message)

@@ -98,3 +98,42 @@ func runCLI(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: 
     p.waitUntilExit()
     return (p.terminationStatus, String(decoding: od, as: UTF8.self), String(decoding: ed, as: UTF8.self))
 }
+
+/// A 4 MiB tmpfs mounted in `dir` (skips the test where mounting needs root it has not).
+func mountSmallDisk(in dir: URL) throws -> URL {
+    let disk = dir.appendingPathComponent("disk")
+    try FileManager.default.createDirectory(at: disk, withIntermediateDirectories: true)
+    let mount = Process()
+    mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+    mount.arguments = ["-t", "tmpfs", "-o", "size=4m", "tmpfs", disk.path]
+    mount.standardError = FileHandle.nullDevice
+    try mount.run()
+    mount.waitUntilExit()
+    try XCTSkipUnless(mount.terminationStatus == 0, "cannot mount a tmpfs here (needs root)")
+    return disk
+}
+
+func unmount(_ disk: URL) {
+    let u = Process()
+    u.executableURL = URL(fileURLWithPath: "/bin/umount")
+    u.arguments = [disk.path]
+    try? u.run()
+    u.waitUntilExit()
+}
+
+/// Fills `disk` while the process `pid` (a run writing there) is stopped, so that its own files
+/// do not change meanwhile, leaving 64 KiB: room for run.json but not for the next weights and
+/// checkpoint. Then lets the process go on.
+func fillWhileStopped(_ disk: URL, _ pid: pid_t) throws {
+    kill(pid, SIGSTOP)
+    let reserve = disk.appendingPathComponent("reserve"), filler = disk.appendingPathComponent("filler")
+    try Data(count: 64 * 1024).write(to: reserve)
+    XCTAssertTrue(FileManager.default.createFile(atPath: filler.path, contents: nil))
+    let handle = try FileHandle(forWritingTo: filler)
+    for chunk in [256 * 1024, 4 * 1024] {
+        while (try? handle.write(contentsOf: Data(count: chunk))) != nil {}
+    }
+    try handle.close()
+    try FileManager.default.removeItem(at: reserve)
+    kill(pid, SIGCONT)
+}
