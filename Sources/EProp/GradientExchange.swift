@@ -26,7 +26,8 @@ final class GradientExchange<S: Scalar>: @unchecked Sendable {
     private let send: UnsafeMutablePointer<S>
     /// `[shard][slices[rank]]`: what it receives (`send` itself in a single process).
     private let receive: UnsafeMutablePointer<S>
-    /// `[vectorLength]` padded to whole words: the sum over the batch's shards.
+    /// `[vectorLength]` padded to whole words: the sum over the batch's shards (the trainer's
+    /// gradients view it).
     let summed: UnsafeMutablePointer<S>
     /// `[shard][outcomeStride]`.
     private let outcomes: UnsafeMutablePointer<Double>
@@ -64,14 +65,31 @@ final class GradientExchange<S: Scalar>: @unchecked Sendable {
         outcomes.deallocate()
     }
 
+    /// Bytes this process receives from the others per batch: its slice of the other processes'
+    /// shards, the other slices of the sum, the other shards' outcomes.
+    var receivedBytes: Int {
+        let others = shardCount - owned.count, mine = slices[group.rank].count
+        return (others * mine + paddedLength - mine) * MemoryLayout<S>.stride + others * outcomeStride * 8
+    }
+
     /// The rank that simulates `shard`.
     func owner(of shard: Int) -> Int {
         (0..<group.size).first { group.block(of: shardCount, rank: $0).contains(shard) }!
     }
 
+    /// Where owned `shard` can accumulate its gradient vector in place, so that `deposit` has
+    /// nothing to copy: in the send buffer when there is one process; nil otherwise.
+    func storage(ofShard shard: Int) -> UnsafeMutablePointer<S>? {
+        group.size == 1 ? send + (shard - owned.lowerBound) * paddedLength : nil
+    }
+
     /// Places the gradient of owned `shard`, the concatenation of `matrices`, in the send buffer
     /// (a worker thread may call this for its shard while others do for theirs).
     func deposit(shard: Int, _ matrices: [Matrix<S>]) {
+        if let inPlace = storage(ofShard: shard) {
+            precondition(matrices.first?.p == inPlace, "a shard of a single process accumulates in place")
+            return
+        }
         let local = shard - owned.lowerBound
         var m = 0, mStart = 0  // the matrix holding element `start` of a slice, and its first element
         for (q, slice) in slices.enumerated() {
@@ -104,14 +122,5 @@ final class GradientExchange<S: Scalar>: @unchecked Sendable {
         }
         group.allGather(summed, bytes: slices.map { $0.count * stride })
         group.allGather(outcomes, bytes: (0..<P).map { group.block(of: shardCount, rank: $0).count * outcomeStride * 8 })
-    }
-
-    /// Copies `summed` into `matrices` (whose sizes add up to `vectorLength`), in order.
-    func unpack(into matrices: [Matrix<S>]) {
-        var at = 0
-        for m in matrices {
-            m.p.update(from: summed + at, count: m.count)
-            at += m.count
-        }
     }
 }

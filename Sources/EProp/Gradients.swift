@@ -10,6 +10,16 @@ public final class Gradients<S: Scalar>: @unchecked Sendable {
         gOut = Matrix(rows: nOut, cols: nRec)
     }
 
+    /// Views of `count(nIn:nRec:nOut:)` consecutive scalars at `storage`, which `owner` keeps.
+    init(nIn: Int, nRec: Int, nOut: Int, viewing storage: UnsafeMutablePointer<S>, owner: AnyObject) {
+        gIn = Matrix(rows: nRec, cols: nIn, viewing: storage, owner: owner)
+        gRec = Matrix(rows: nRec, cols: nRec, viewing: storage + nRec * nIn, owner: owner)
+        gOut = Matrix(rows: nOut, cols: nRec, viewing: storage + nRec * (nIn + nRec), owner: owner)
+    }
+
+    /// Scalars in one set of gradients.
+    static func count(nIn: Int, nRec: Int, nOut: Int) -> Int { nRec * (nIn + nRec) + nOut * nRec }
+
     /// In the order of `TrainedMatrix`.
     public var all: [Matrix<S>] { [gIn, gRec, gOut] }
 

@@ -1,4 +1,5 @@
-/// A dense row-major matrix `[rows, cols]` that owns its storage.
+/// A dense row-major matrix `[rows, cols]` that owns its storage, or views a part of a larger
+/// buffer that another object owns.
 ///
 /// Storage is allocated once, zero-filled, and never reallocated, so the time loop can hold
 /// raw pointers (`p`) without ARC or uniqueness checks. A vector is a matrix with one row.
@@ -7,7 +8,9 @@ public final class Matrix<S: Scalar>: @unchecked Sendable {
     public let cols: Int
     /// Base address of the `rows * cols` elements; element `[r, c]` is `p[r * cols + c]`.
     public let p: UnsafeMutablePointer<S>
-    private let allocation: UnsafeMutableRawPointer
+    private let allocation: UnsafeMutableRawPointer?
+    /// What owns the viewed storage (kept alive as long as the view).
+    private let owner: AnyObject?
 
     public var count: Int { rows * cols }
 
@@ -21,8 +24,15 @@ public final class Matrix<S: Scalar>: @unchecked Sendable {
         let n = max(rows * cols, 1)
         let stagger = matrixStagger.next()
         allocation = .allocate(byteCount: n * MemoryLayout<S>.stride + 1024, alignment: 64)
-        p = (allocation + stagger).bindMemory(to: S.self, capacity: n)
+        p = (allocation! + stagger).bindMemory(to: S.self, capacity: n)
         p.initialize(repeating: 0, count: n)
+        owner = nil
+    }
+
+    /// A view of `rows * cols` initialized elements at `p`, which `owner` keeps allocated.
+    public init(rows: Int, cols: Int, viewing p: UnsafeMutablePointer<S>, owner: AnyObject) {
+        precondition(rows >= 0 && cols >= 0, "matrix shape must be non-negative")
+        (self.rows, self.cols, self.p, self.owner, allocation) = (rows, cols, p, owner, nil)
     }
 
     public convenience init(rows: Int, cols: Int, _ values: [S]) {
@@ -31,7 +41,7 @@ public final class Matrix<S: Scalar>: @unchecked Sendable {
         for i in 0..<values.count { p[i] = values[i] }
     }
 
-    deinit { allocation.deallocate() }
+    deinit { allocation?.deallocate() }
 
     public subscript(r: Int, c: Int) -> S {
         get { p[r * cols + c] }

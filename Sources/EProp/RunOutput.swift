@@ -63,7 +63,8 @@ public enum RunOutput {
         _ t: Trainer<S>, to folder: RunFolder, commandLine: [String], initSource: String, trainSeconds: Double,
         status: String, gitCommit: String
     ) throws {
-        let secs = t.results.map(\.seconds).sorted()
+        let secs = t.results.map(\.seconds)
+        func median(_ x: [Double]) -> Double { x.isEmpty ? 0 : x.sorted()[x.count / 2] }
         let record = RunRecord(
             status: status, completed_iterations: t.iteration,
             eprop_dense_version: version, git_commit: gitCommit, command_line: commandLine, init_source: initSource,
@@ -77,7 +78,11 @@ public enum RunOutput {
             machine: .init(host: ProcessInfo.processInfo.hostName, cpus: ProcessInfo.processInfo.activeProcessorCount),
             timings: .init(
                 total_s: trainSeconds, per_iteration_mean_s: secs.reduce(0, +) / Double(max(secs.count, 1)),
-                per_iteration_median_s: secs.isEmpty ? 0 : secs[secs.count / 2]),
+                per_iteration_median_s: median(secs)),
+            processes: t.group.size == 1 ? nil : .init(
+                ranks: t.group.size, shards_per_rank: (0..<t.group.size).map { t.group.block(of: t.exchange.shardCount, rank: $0).count },
+                received_bytes_per_iteration_rank0: t.exchange.receivedBytes,
+                exchange_median_s_rank0: median(t.results.compactMap(\.exchangeSeconds))),
             peak_memory_mb: peakMemoryMB(),
             memory_estimate_mb: Resources.memoryBytes(t.config, recording: t.recorder.options) / 1e6,
             final_loss: t.results.last?.loss ?? .nan,
@@ -131,6 +136,11 @@ struct RunRecord: Encodable {
     let blas: BLAS
     let machine: Machine
     let timings: Timings
+    /// A data-parallel run: the processes, their shards of each batch, and rank 0's exchange.
+    struct Processes: Encodable {
+        let ranks: Int, shards_per_rank: [Int], received_bytes_per_iteration_rank0: Int, exchange_median_s_rank0: Double
+    }
+    let processes: Processes?
     let peak_memory_mb: Double
     /// What the check before the run estimated (`Resources.memoryBytes`).
     let memory_estimate_mb: Double

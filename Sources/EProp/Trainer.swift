@@ -22,6 +22,9 @@ public struct IterationResult: Codable, Sendable {
     public var gradientNormRatio: [Double]? = nil
     /// Wall time of the iteration (s).
     public let seconds: Double
+    /// In a group of several processes: the part of `seconds` spent in the exchange of gradients
+    /// (waiting for the slowest process included).
+    public var exchangeSeconds: Double? = nil
 }
 
 /// A fixed group of consecutive sequences of a batch, simulated side by side by one worker with
@@ -41,10 +44,13 @@ final class Shard<S: Scalar>: @unchecked Sendable {
     /// With `compareGradients`: the BPTT gradient of the same sequences.
     let bptt: (computer: BPTTGradient<S>, gradients: Gradients<S>)?
 
-    init(index: Int, size: Int, steps T: Int, config: TrainingConfig, net: Network<S>, nRecord: Int, initial: NetworkInit, isLast: Bool) {
+    /// `storage`: where to accumulate the gradient vector in place (`GradientExchange`), if anywhere.
+    init(index: Int, size: Int, steps T: Int, config: TrainingConfig, net: Network<S>, nRecord: Int, initial: NetworkInit, isLast: Bool,
+         storage: (UnsafeMutablePointer<S>, owner: AnyObject)?) {
         self.index = index
         first = index * Trainer<S>.shardSize
-        gradients = Gradients(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
+        let (nIn, nRec, nOut) = (net.nIn, net.nRec, net.nOut), G = Gradients<S>.count(nIn: nIn, nRec: nRec, nOut: nOut)
+        gradients = storage.map { Gradients(nIn: nIn, nRec: nRec, nOut: nOut, viewing: $0.0, owner: $0.owner) } ?? Gradients(nIn: nIn, nRec: nRec, nOut: nOut)
         // Only the batch's last shard can hold the run's last sequence.
         lastTerm = isLast ? Gradients(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut) : Gradients(nIn: 0, nRec: 0, nOut: 0)
         missingLastTerm = .none(batch: size)
@@ -54,8 +60,8 @@ final class Shard<S: Scalar>: @unchecked Sendable {
         case .bptt: computer = BPTTGradient(batch: size, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut, throughReset: config.bpttThroughReset)
         }
         bptt = config.compareGradients
-            ? (BPTTGradient(batch: size, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut, throughReset: config.bpttThroughReset),
-               Gradients(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut))
+            ? (BPTTGradient(batch: size, steps: T, nIn: nIn, nRec: nRec, nOut: nOut, throughReset: config.bpttThroughReset),
+               storage.map { Gradients(nIn: nIn, nRec: nRec, nOut: nOut, viewing: $0.0 + G, owner: $0.owner) } ?? Gradients(nIn: nIn, nRec: nRec, nOut: nOut))
             : nil
         seq = Trainer<S>.sequenceBuffers(batch: size, steps: T, config: config, net: net, nRecord: nRecord, initial: initial)
     }
@@ -92,7 +98,7 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
     public let config: TrainingConfig
     public let initial: NetworkInit
     public let net: Network<S>
-    /// Mean gradient of the last batch.
+    /// Mean gradient of the last batch (a view of the exchange's sum).
     public let gradients: Gradients<S>
     /// With `compareGradients`: the batch's BPTT gradient.
     private let bpttGradients: Gradients<S>?
@@ -127,15 +133,18 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         let net = Network<S>(initial, config: config)
         self.net = net
         let shardCount = (B + Self.shardSize - 1) / Self.shardSize
-        shards = group.block(of: shardCount, rank: group.rank).map {
+        let (nIn, nRec, nOut) = (net.nIn, net.nRec, net.nOut), G = Gradients<S>.count(nIn: nIn, nRec: nRec, nOut: nOut)
+        let exchange = GradientExchange<S>(group: group, shardCount: shardCount, vectorLength: config.compareGradients ? 2 * G : G,
+                                           outcomeStride: ShardOutcome.stride(nOut: nOut, shardSize: Self.shardSize))
+        self.exchange = exchange
+        shards = exchange.owned.map {
             Shard(index: $0, size: min(Self.shardSize, B - $0 * Self.shardSize), steps: T, config: config, net: net, nRecord: recording.nRecord,
-                  initial: initial, isLast: $0 == shardCount - 1)
+                  initial: initial, isLast: $0 == shardCount - 1, storage: exchange.storage(ofShard: $0).map { ($0, exchange) })
         }
-        recorder = Recorder(recording, iterations: config.iterations, batch: B, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
-        gradients = Gradients(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
-        bpttGradients = config.compareGradients ? Gradients(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut) : nil
-        exchange = GradientExchange(group: group, shardCount: shardCount, vectorLength: (gradients.all + (bpttGradients?.all ?? [])).map(\.count).reduce(0, +),
-                                    outcomeStride: ShardOutcome.stride(nOut: net.nOut, shardSize: Self.shardSize))
+        recorder = Recorder(recording, iterations: config.iterations, batch: B, steps: T, nIn: nIn, nRec: nRec, nOut: nOut)
+        // The batch's sums, where the exchange leaves them.
+        gradients = Gradients(nIn: nIn, nRec: nRec, nOut: nOut, viewing: exchange.summed, owner: exchange)
+        bpttGradients = config.compareGradients ? Gradients(nIn: nIn, nRec: nRec, nOut: nOut, viewing: exchange.summed + G, owner: exchange) : nil
         lastTerm = shards.last.flatMap { $0.index == shardCount - 1 ? $0.lastTerm : nil } ?? Gradients(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
         optimizer = Optimizer(config.optimizer)
         optimizerState = optimizer.initialState(sizes: net.trained.map(\.count))
@@ -220,9 +229,10 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
                 for i in stride(from: w, to: shards.count, by: workers) { simulate(shards[i]) }
             }
         }
+        let exchangeStart = ContinuousClock.now
         exchange.exchange()
+        let exchangeSeconds = (ContinuousClock.now - exchangeStart).seconds
         if group.rank == 0 { record() }
-        exchange.unpack(into: gradients.all + (bpttGradients?.all ?? []))
         // Fixed order: shard 0, 1, ...
         var lossPerSequence: [Double] = [], lossPerReadout = [Double](repeating: 0, count: nOut), spikes = 0.0, correct = 0.0
         // Regression: the tutorial's sum over steps; cross entropy: NEST's example's mean over the window.
@@ -263,6 +273,7 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
             seconds: elapsed.seconds)
         if config.readout.loss == .crossEntropy { result.accuracy = correct / Double(B) }
         (result.gradientCosine, result.gradientNormRatio) = (comparison?.cosine, comparison?.normRatio)
+        if group.size > 1 { result.exchangeSeconds = exchangeSeconds }
         results.append(result)
         iteration += 1
         if iteration == config.iterations { recorder.finish(net) }
