@@ -4,13 +4,15 @@ import XCTest
 
 /// Data-parallel runs under real Open MPI (`mpirun`): the same bits as one process for any
 /// number of ranks, resume with another rank count, and the fault cases. Skipped where `mpirun`
-/// is missing, unless `EPROP_DENSE_REQUIRE_MPI=1` (as `scripts/test.sh` sets when Open MPI is
-/// installed), which turns a missing `mpirun` into a failure.
+/// is missing or the build is without MPI (`EPROP_DENSE_MPI=0`), unless
+/// `EPROP_DENSE_REQUIRE_MPI=1` (as `scripts/test.sh` sets when Open MPI is installed), which turns
+/// a missing `mpirun` into a failure.
 final class MPITests: XCTestCase {
     var tmp: URL!
 
     override func setUpWithError() throws {
         try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: binary.path), "eprop-dense not built")
+        try XCTSkipIf(ProcessInfo.processInfo.environment["EPROP_DENSE_MPI"] == "0", "built without MPI (EPROP_DENSE_MPI=0)")
         guard mpirun != nil else {
             if ProcessInfo.processInfo.environment["EPROP_DENSE_REQUIRE_MPI"] == "1" {
                 XCTFail("mpirun not found, and EPROP_DENSE_REQUIRE_MPI=1")
