@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: the Swift tests in release (the shipped flags) and in debug
 # (preconditions and assertions on), the check that another package can depend on EProp by
-# version, then the live cross-validation against NEST 3.10 (short form) and the tutorial notebook
+# version, the build without Open MPI, then the live cross-validation against NEST 3.10 (short form) and the tutorial notebook
 # when the Python environment exists (scripts/setup.sh creates it).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -12,6 +12,7 @@ swift test -c release
 swift build --build-tests
 swift test --skip-build
 bash scripts/check-consumer.sh
+bash scripts/check-without-mpi.sh
 if [ -x .venv/bin/python ]; then
     .venv/bin/python notebooks-data/crossval/crossval.py --quick
     .venv/bin/python notebooks-data/crossval/crossval.py --bptt
