@@ -243,7 +243,8 @@ public struct EPropDense: ParsableCommand {
             for warning in summary.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
             if output.plot { try Plotter.render(URL(fileURLWithPath: path)) }
         case .interrupted(let signal):
-            FileHandle.standardError.write(Data("interrupted by signal \(signal) after iteration \(summary.completedIterations); outputs and checkpoint in \(path)\nresume with: eprop-dense --resume \(Self.shellQuoted(path)) --iterations \(plan.config.iterations)\n".utf8))
+            let launcher = group.size > 1 ? "mpirun -np \(group.size) " : ""  // any rank count resumes it
+            FileHandle.standardError.write(Data("interrupted by signal \(signal) after iteration \(summary.completedIterations); outputs and checkpoint in \(path)\nresume with: \(launcher)eprop-dense --resume \(Self.shellQuoted(path)) --iterations \(plan.config.iterations)\n".utf8))
             throw ExitCode(128 + signal)
         case .diverged(let iteration, let quantity, let kept):
             FileHandle.standardError.write(Data("error: training diverged at iteration \(iteration): \(quantity) is not finite. Likely cause: a learning rate too large for the weights (--eta \(plan.config.optimizer.eta)) or too wide weight bounds (--w-min/--w-max); lower --eta. \(kept ? "The last good checkpoint is kept in \(path)/checkpoint." : "No checkpoint was written (use --checkpoint-every).")\n".utf8))
