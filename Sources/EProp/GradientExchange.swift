@@ -91,7 +91,7 @@ final class GradientExchange<S: Scalar>: @unchecked Sendable {
             return
         }
         let local = shard - owned.lowerBound
-        var m = 0, mStart = 0  // the matrix holding element `start` of a slice, and its first element
+        var m = 0, mStart = 0  // the matrix holding element `e`, and its first element
         for (q, slice) in slices.enumerated() {
             let dst = send + owned.count * slices[q].lowerBound + local * slice.count
             var e = slice.lowerBound
