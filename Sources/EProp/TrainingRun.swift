@@ -181,9 +181,9 @@ public final class TrainingRun<S: Scalar> {
 
         let group = trainer.group
         while trainer.iteration < config.iterations {
-            // Every process stops after the same iteration, whichever was asked.
-            let signal = group.size == 1 ? control.stopRequested() : Int32(exactly: group.maximum(Int(control.stopRequested() ?? 0))).flatMap { $0 == 0 ? nil : $0 }
-            if let signal {
+            // Every process stops after the same iteration, whichever was asked (0: none).
+            let asked = group.maximum(Int(control.stopRequested() ?? 0))
+            if asked != 0, let signal = Int32(exactly: asked) {
                 if trainer.iteration > 0 { try checkpoint() }
                 try writeOutputs(status: "interrupted")
                 return summary(.interrupted(signal: signal))

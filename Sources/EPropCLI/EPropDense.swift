@@ -227,27 +227,23 @@ public struct EPropDense: ParsableCommand {
             group.abort(code: 1)
         }
         progress.finish()
-        guard let path = summary.folder?.path else {
-            switch summary.outcome {
-            case .complete: return
-            case .interrupted(let signal): throw ExitCode(128 + signal)
-            case .diverged: throw ExitCode(3)
-            }
-        }
-        for note in summary.cleanedUp { FileHandle.standardError.write(Data("note: \(note) (left by a run that died)\n".utf8)) }
+        // Rank 0 tells what happened; every process ends with the same exit code.
+        func say(_ text: String) { if group.rank == 0 { FileHandle.standardError.write(Data(text.utf8)) } }
+        let path = summary.folder?.path ?? ""
+        for note in summary.cleanedUp { say("note: \(note) (left by a run that died)\n") }
         switch summary.outcome {
         case .complete:
             let accuracy = summary.finalAccuracy.map { String(format: ", final accuracy %.3f", $0) } ?? ""
-            FileHandle.standardError.write(Data(String(format: "done: %d iterations, final loss %.6f%@, mean rate %.2f Hz, %.4f s per iteration, peak memory %.1f MB; outputs in %@\n",
-                summary.completedIterations, summary.finalLoss, accuracy, summary.meanRateHz, summary.secondsPerIteration, summary.peakMemoryMB, path).utf8))
-            for warning in summary.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
-            if output.plot { try Plotter.render(URL(fileURLWithPath: path)) }
+            say(String(format: "done: %d iterations, final loss %.6f%@, mean rate %.2f Hz, %.4f s per iteration, peak memory %.1f MB; outputs in %@\n",
+                summary.completedIterations, summary.finalLoss, accuracy, summary.meanRateHz, summary.secondsPerIteration, summary.peakMemoryMB, path))
+            for warning in summary.warnings { say("warning: \(warning)\n") }
+            if output.plot && group.rank == 0 { try Plotter.render(URL(fileURLWithPath: path)) }
         case .interrupted(let signal):
             let launcher = group.size > 1 ? "mpirun -np \(group.size) " : ""  // any rank count resumes it
-            FileHandle.standardError.write(Data("interrupted by signal \(signal) after iteration \(summary.completedIterations); outputs and checkpoint in \(path)\nresume with: \(launcher)eprop-dense --resume \(Self.shellQuoted(path)) --iterations \(plan.config.iterations)\n".utf8))
+            say("interrupted by signal \(signal) after iteration \(summary.completedIterations); outputs and checkpoint in \(path)\nresume with: \(launcher)eprop-dense --resume \(Self.shellQuoted(path)) --iterations \(plan.config.iterations)\n")
             throw ExitCode(128 + signal)
         case .diverged(let iteration, let quantity, let kept):
-            FileHandle.standardError.write(Data("error: training diverged at iteration \(iteration): \(quantity) is not finite. Likely cause: a learning rate too large for the weights (--eta \(plan.config.optimizer.eta)) or too wide weight bounds (--w-min/--w-max); lower --eta. \(kept ? "The last good checkpoint is kept in \(path)/checkpoint." : "No checkpoint was written (use --checkpoint-every).")\n".utf8))
+            say("error: training diverged at iteration \(iteration): \(quantity) is not finite. Likely cause: a learning rate too large for the weights (--eta \(plan.config.optimizer.eta)) or too wide weight bounds (--w-min/--w-max); lower --eta. \(kept ? "The last good checkpoint is kept in \(path)/checkpoint." : "No checkpoint was written (use --checkpoint-every).")\n")
             throw ExitCode(3)
         }
     }
