@@ -87,6 +87,14 @@ final class MPITests: XCTestCase {
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: tmp.path).filter { $0.hasPrefix(".never") }
         XCTAssertEqual(leftovers, [], "nor a staging folder")
 
+        // Not enough memory on one rank's machine (here: rank 1 asks for a batch this machine
+        // cannot hold): refused before work, naming the rank and the cause.
+        let big = try runMPI([(1, ["--iterations", "2", "--out", out.path, "--quiet"]),
+                              (1, ["--batch-size", "1000000", "--sequence", "2", "--iterations", "2", "--out", out.path, "--quiet"])])
+        XCTAssertEqual(big.status, 1, big.output)
+        XCTAssertTrue(big.output.contains("error: rank 1: the configuration needs about") && big.output.contains("of memory"), big.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.path))
+
         // Valid but different inputs: refused by the plans' fingerprints.
         let m2 = try runMPI([(1, ["--seed", "1", "--iterations", "2", "--out", out.path, "--quiet"]), (1, ["--seed", "2", "--iterations", "2", "--out", out.path, "--quiet"])])
         XCTAssertEqual(m2.status, 1, m2.output)
