@@ -79,10 +79,7 @@ public enum Checkpoint {
             completed_iterations: t.iteration, optimizer_step: state.step, config: t.config, results: t.results,
             recorder_last_signal: t.recorder.lastSignal, trial_generator: t.initial.patterns.generatorState(atBatch: t.iteration),
             recording: t.recorder.options, checkpoint_every: checkpointEvery)
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        try enc.encode(record).write(to: tmp.appendingPathComponent("checkpoint.json"), options: .atomic)
+        try recordJSON(record).write(to: tmp.appendingPathComponent("checkpoint.json"), options: .atomic)
         // Replace the previous checkpoint: old -> backup, new -> final, drop backup.
         let backup = runFolder.appendingPathComponent(".checkpoint.old-\(getpid())")
         if fm.fileExists(atPath: final.path) { try fm.moveItem(at: final, to: backup) }

@@ -12,9 +12,10 @@
 /// whole.
 final class GradientExchange<S: Scalar>: @unchecked Sendable {
     let group: any ProcessGroup
-    /// Number of shards in a batch, and this process's (consecutive) ones.
+    /// Number of shards in a batch, this process's (consecutive) ones, and each rank's count.
     let shardCount: Int
     let owned: Range<Int>
+    let shardsPerRank: [Int]
     /// Scalars per shard gradient vector.
     let vectorLength: Int
     /// Elements of the vector each rank sums, in rank order (whole 8-byte words).
@@ -32,6 +33,8 @@ final class GradientExchange<S: Scalar>: @unchecked Sendable {
     /// `[shard][outcomeStride]`.
     private let outcomes: UnsafeMutablePointer<Double>
     private let paddedLength: Int
+    /// Per rank, the bytes of each collective (the same every batch).
+    private let sendBytes: [Int], receiveBytes: [Int], summedBytes: [Int], outcomeBytes: [Int]
 
     init(group: any ProcessGroup, shardCount: Int, vectorLength: Int, outcomeStride: Int) {
         self.group = group
@@ -39,6 +42,7 @@ final class GradientExchange<S: Scalar>: @unchecked Sendable {
         self.vectorLength = vectorLength
         self.outcomeStride = outcomeStride
         owned = group.block(of: shardCount, rank: group.rank)
+        shardsPerRank = (0..<group.size).map { group.block(of: shardCount, rank: $0).count }
         let perWord = max(1, 8 / MemoryLayout<S>.stride)
         paddedLength = (vectorLength + perWord - 1) / perWord * perWord
         let words = paddedLength / perWord, P = group.size
@@ -52,6 +56,11 @@ final class GradientExchange<S: Scalar>: @unchecked Sendable {
             receive = .allocate(capacity: n)
             receive.initialize(repeating: 0, count: n)
         }
+        let stride = MemoryLayout<S>.stride, mine = slices[group.rank].count, ownedCount = owned.count
+        sendBytes = slices.map { ownedCount * $0.count * stride }
+        receiveBytes = shardsPerRank.map { $0 * mine * stride }
+        summedBytes = slices.map { $0.count * stride }
+        outcomeBytes = shardsPerRank.map { $0 * outcomeStride * 8 }
         summed = .allocate(capacity: paddedLength)
         summed.initialize(repeating: 0, count: paddedLength)
         outcomes = .allocate(capacity: shardCount * outcomeStride)
@@ -93,7 +102,7 @@ final class GradientExchange<S: Scalar>: @unchecked Sendable {
         let local = shard - owned.lowerBound
         var m = 0, mStart = 0  // the matrix holding element `e`, and its first element
         for (q, slice) in slices.enumerated() {
-            let dst = send + owned.count * slices[q].lowerBound + local * slice.count
+            let dst = send + owned.count * slice.lowerBound + local * slice.count
             var e = slice.lowerBound
             while e < min(slice.upperBound, vectorLength) {
                 while e >= mStart + matrices[m].count { mStart += matrices[m].count; m += 1 }
@@ -110,17 +119,15 @@ final class GradientExchange<S: Scalar>: @unchecked Sendable {
     /// After every owned shard is deposited: `summed` holds the sum over all shards, in shard
     /// order, and every shard's outcome record is filled. Collective.
     func exchange() {
-        let P = group.size, me = group.rank, stride = MemoryLayout<S>.stride
-        group.allToAll(send: send, sendBytes: slices.map { owned.count * $0.count * stride },
-                       receive: receive, receiveBytes: (0..<P).map { group.block(of: shardCount, rank: $0).count * slices[me].count * stride })
-        let mine = slices[me], n = mine.count
+        group.allToAll(send: send, sendBytes: sendBytes, receive: receive, receiveBytes: receiveBytes)
+        let mine = slices[group.rank], n = mine.count
         let out = summed + mine.lowerBound
         out.update(repeating: 0, count: n)
         for shard in 0..<shardCount {
             let row = receive + shard * n
             for e in 0..<n { out[e] += row[e] }
         }
-        group.allGather(summed, bytes: slices.map { $0.count * stride })
-        group.allGather(outcomes, bytes: (0..<P).map { group.block(of: shardCount, rank: $0).count * outcomeStride * 8 })
+        group.allGather(summed, bytes: summedBytes)
+        group.allGather(outcomes, bytes: outcomeBytes)
     }
 }

@@ -111,10 +111,7 @@ extension RunPlan {
         func add(_ m: Matrix<Double>) { add(UnsafeRawBufferPointer(start: m.p, count: m.count * 8)) }
         var c = config
         c.threads = 1
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        let text = ((try? encoder.encode(c)) ?? Data()) + Data("\(recording) \(checkpointEvery) \(resumedFrom?.path ?? "")".utf8)
+        let text = ((try? recordJSON(c)) ?? Data()) + Data("\(recording) \(checkpointEvery) \(resumedFrom?.path ?? "")".utf8)
         text.withUnsafeBytes(add)
         for m in [initial.wInRec, initial.wRecRec, initial.wRecOut, initial.wOutRecFeedback, initial.tauM] { add(m) }
         if !initial.patterns.isGenerated {

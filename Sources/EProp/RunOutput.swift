@@ -80,17 +80,14 @@ public enum RunOutput {
                 total_s: trainSeconds, per_iteration_mean_s: secs.reduce(0, +) / Double(max(secs.count, 1)),
                 per_iteration_median_s: median(secs)),
             processes: t.group.size == 1 ? nil : .init(
-                ranks: t.group.size, shards_per_rank: (0..<t.group.size).map { t.group.block(of: t.exchange.shardCount, rank: $0).count },
+                ranks: t.group.size, shards_per_rank: t.exchange.shardsPerRank,
                 received_bytes_per_iteration_rank0: t.exchange.receivedBytes,
                 exchange_median_s_rank0: median(t.results.compactMap(\.exchangeSeconds))),
             peak_memory_mb: peakMemoryMB(),
             memory_estimate_mb: Resources.memoryBytes(t.config, recording: t.recorder.options) / 1e6,
             final_loss: t.results.last?.loss ?? .nan,
             notes: "tau_m is drawn by eprop-dense's numpy-compatible generator unless --init gives NEST's; recordings (rec_*, out_*, spikes_*, wr_*) use NEST's names and time stamps; see README 'Recordings'.")
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        do { try enc.encode(record).write(to: folder.url("run.json"), options: .atomic) } catch {
+        do { try recordJSON(record).write(to: folder.url("run.json"), options: .atomic) } catch {
             throw RunFolderError("writing \(folder.url("run.json").path) failed: \(plainMessage(error))")
         }
     }
@@ -109,6 +106,15 @@ public enum RunOutput {
         getrusage(RUSAGE_SELF.rawValue, &u)
         return Double(u.ru_maxrss) / 1024
     }
+}
+
+/// The JSON of eprop-dense's records (`run.json`, `checkpoint.json`, `--print-config`): sorted
+/// keys, indented, infinities and NaN as the strings "inf", "-inf", "nan".
+public func recordJSON<T: Encodable>(_ value: T) throws -> Data {
+    let enc = JSONEncoder()
+    enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+    enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+    return try enc.encode(value)
 }
 
 /// The `run.json` record.

@@ -261,12 +261,7 @@ public struct EPropDense: ParsableCommand {
     static func message(_ e: ConfigError) -> String { "invalid \(optionName(e.parameter)): \(e.requirement)" }
 
     /// The configuration as JSON (what `--print-config` prints and `run.json` holds).
-    static func json(_ c: TrainingConfig) throws -> Data {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return try enc.encode(c)
-    }
+    static func json(_ c: TrainingConfig) throws -> Data { try recordJSON(c) }
 
     /// The fields in which two configurations differ, as `key (a -> b)`.
     static func differences(_ a: TrainingConfig, _ b: TrainingConfig) -> [String] {
