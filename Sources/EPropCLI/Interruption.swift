@@ -1,13 +1,15 @@
 import Foundation
 
-/// SIGINT and SIGTERM let the current iteration finish; the loop then checkpoints and exits.
+/// SIGINT, SIGTERM and SIGUSR1 let the current iteration finish; the loop then checkpoints and
+/// exits. SIGUSR1 is the one for runs under mpirun, which forwards it to every rank and waits,
+/// where it kills the ranks 1 s after forwarding SIGTERM.
 enum Interruption {
     nonisolated(unsafe) static var signal: Int32 = 0
 
     static var received: Int32? { signal == 0 ? nil : signal }
 
     static func install() {
-        for s in [SIGINT, SIGTERM] {
+        for s in [SIGINT, SIGTERM, SIGUSR1] {
             _ = Foundation.signal(s) { Interruption.signal = $0 }
         }
     }
