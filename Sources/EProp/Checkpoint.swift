@@ -25,13 +25,19 @@ public enum Checkpoint {
         /// What the run records, and its checkpoint cadence (a resumed run keeps both).
         var recording: RecordingOptions
         var checkpoint_every: Int
+        /// Held-out evaluations so far, and the digests of the datasets (`EventDataset.digest`)
+        /// that the run must find again when it resumes.
+        var evaluations: [Evaluation]?
+        var train_data_digest: String?
+        var test_data_digest: String?
     }
 
     /// Writes the trainer's state into `<runFolder>/checkpoint`. After the last iteration it
     /// stores the continuation state (see `Trainer.continuation`).
-    public static func write<S: Scalar>(_ t: Trainer<S>, in runFolder: URL, checkpointEvery: Int) throws {
+    /// `testDigest`: the held-out split's `EventDataset.digest`, if the run evaluates one.
+    public static func write<S: Scalar>(_ t: Trainer<S>, in runFolder: URL, checkpointEvery: Int, testDigest: String? = nil) throws {
         let tmp = runFolder.appendingPathComponent(".checkpoint.tmp-\(getpid())")
-        do { try write(t, in: runFolder, checkpointEvery: checkpointEvery, tmp: tmp) } catch {
+        do { try write(t, in: runFolder, checkpointEvery: checkpointEvery, testDigest: testDigest, tmp: tmp) } catch {
             try? FileManager.default.removeItem(at: tmp)  // the previous checkpoint stays
             throw CheckpointError("writing the checkpoint in \(runFolder.path) failed: \(error is NPYError ? "\(error)" : plainMessage(error)); the previous checkpoint, if any, is kept")
         }
@@ -58,7 +64,7 @@ public enum Checkpoint {
         return done
     }
 
-    private static func write<S: Scalar>(_ t: Trainer<S>, in runFolder: URL, checkpointEvery: Int, tmp: URL) throws {
+    private static func write<S: Scalar>(_ t: Trainer<S>, in runFolder: URL, checkpointEvery: Int, testDigest: String?, tmp: URL) throws {
         let fm = FileManager.default
         let final = runFolder.appendingPathComponent("checkpoint")
         try? fm.removeItem(at: tmp)
@@ -78,7 +84,8 @@ public enum Checkpoint {
             format_version: formatVersion, precision: S.self == Float.self ? .float : .double,
             completed_iterations: t.iteration, optimizer_step: state.step, config: t.config, results: t.results,
             recorder_last_signal: t.recorder.lastSignal, trial_generator: t.initial.patterns.generatorState(atBatch: t.iteration),
-            recording: t.recorder.options, checkpoint_every: checkpointEvery)
+            recording: t.recorder.options, checkpoint_every: checkpointEvery,
+            evaluations: t.evaluations.isEmpty ? nil : t.evaluations, train_data_digest: t.initial.patterns.dataset?.digest, test_data_digest: testDigest)
         try recordJSON(record).write(to: tmp.appendingPathComponent("checkpoint.json"), options: .atomic)
         // Replace the previous checkpoint: old -> backup, new -> final, drop backup.
         let backup = runFolder.appendingPathComponent(".checkpoint.old-\(getpid())")
@@ -104,8 +111,7 @@ public enum Checkpoint {
     static func decodeRecord(_ data: Data, path: String) throws -> Record {
         let url = URL(fileURLWithPath: path)
         let record: Record
-        let dec = JSONDecoder()
-        dec.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        let dec = recordDecoder()
         do { record = try dec.decode(Record.self, from: data) } catch {
             throw CheckpointError("\(url.path): not a valid checkpoint (\(error))")
         }
@@ -147,6 +153,7 @@ public enum Checkpoint {
             }
         }
         t.restore(iteration: record.completed_iterations, results: record.results, weights: weights, optimizerState: state)
+        t.evaluations = record.evaluations ?? []
         if record.recorder_last_signal.count == NESTStamp.learningSignalLag && record.recorder_last_signal.allSatisfy({ $0.count == t.recorder.lastSignal[0].count }) {
             t.recorder.lastSignal = record.recorder_last_signal
         }

@@ -9,27 +9,31 @@ public enum NESTExport {
         "tau_m_rec.npy", "input_spike_bool_seq.npy", "target_signal_seq.npy",
     ]
 
-    public static func load(_ dir: URL) throws -> NetworkInit {
+    /// The initial state in `dir`; with `patterns` (a dataset's, or `--input`'s) the folder's own
+    /// pattern files are not read and need not exist. `weights: "final"` reads a run folder's
+    /// trained weights (`w_*_final.npy`) in place of the initial ones.
+    public static func load(_ dir: URL, patterns: Patterns? = nil, weights: String = "init") throws -> NetworkInit {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else {
             throw InitError("--init \(dir.path): folder does not exist")
         }
         var contents: [String: Data] = [:]
-        for f in files {
-            let url = dir.appendingPathComponent(f)
+        let wanted = files.filter { patterns == nil || !$0.hasSuffix("_seq.npy") }
+        for f in wanted {
+            let url = dir.appendingPathComponent(weights == "init" ? f : f.replacingOccurrences(of: "_init.npy", with: "_\(weights).npy"))
             guard FileManager.default.fileExists(atPath: url.path) else {
-                throw InitError("--init \(dir.path): missing \(f) (a NEST export needs \(files.joined(separator: ", ")))")
+                throw InitError("--init \(dir.path): missing \(url.lastPathComponent) (a NEST export needs \(wanted.joined(separator: ", ")))")
             }
             try NPY.checkRegularFile(url)
             do { contents[f] = try Data(contentsOf: url) } catch {
                 throw InitError("\(url.path): cannot be read (\(plainMessage(error)))")
             }
         }
-        return try decode(contents, folder: dir.path)
+        return try decode(contents, folder: dir.path, patterns: patterns)
     }
 
     /// Builds the initial state from the contents of the `files`, checking every shape.
-    public static func decode(_ contents: [String: Data], folder: String) throws -> NetworkInit {
+    public static func decode(_ contents: [String: Data], folder: String, patterns given: Patterns? = nil) throws -> NetworkInit {
         func array(_ name: String) throws -> NPYArray {
             guard let data = contents[name] else { throw InitError("--init \(folder): missing \(name)") }
             let a = try NPY.decode(data, path: "\(folder)/\(name)")
@@ -51,6 +55,23 @@ public enum NESTExport {
         let (aTau, tau) = try matrix("tau_m_rec.npy")
         // Patterns: [n_in, T] and [n_out, T] for a frozen task, or [K, n_in, T] and [K, n_out, T]
         // with one pattern per sequence.
+        func checkValues() throws {
+            guard tau.flat().allSatisfy({ $0 > 0 }) else { throw InitError("tau_m_rec.npy: tau_m > 0 required (ms)") }
+            for j in 0..<wRec.rows where wRec[j, j] != 0 {
+                throw InitError("w_rec_rec_init.npy: diagonal (autapse) \(j) must be 0, got \(wRec[j, j])")
+            }
+        }
+        if let given {
+            guard aIn.shape.count == 2, aIn.shape[1] == given.nIn, aOut.shape.count == 2, aOut.shape[0] == given.nOut else {
+                throw InitError("--init \(folder): its weights w_in_rec [n_rec, n_in] \(aIn.shape) and w_rec_out [n_out, n_rec] \(aOut.shape) do not fit the patterns' n_in \(given.nIn) and n_out \(given.nOut)")
+            }
+            let nRec = aIn.shape[0], nOut = given.nOut
+            for (a, name, shape) in [(aRec, "w_rec_rec_init.npy", [nRec, nRec]), (aOut, "w_rec_out_init.npy", [nOut, nRec]), (aB, "w_out_rec_feedback.npy", [nRec, nOut]), (aTau, "tau_m_rec.npy", [nRec])] where a.shape != shape {
+                throw InitError("\(name): expected shape \(shape) to match w_in_rec_init.npy \(aIn.shape), got \(a.shape)")
+            }
+            try checkValues()
+            return NetworkInit(wInRec: wIn, wRecRec: wRec, wRecOut: wOut, wOutRecFeedback: feedback, tauM: tau, patterns: given)
+        }
         let aX = try array("input_spike_bool_seq.npy"), aY = try array("target_signal_seq.npy")
 
         guard aIn.shape.count == 2, aIn.shape[0] > 0, aIn.shape[1] > 0 else {
@@ -80,10 +101,7 @@ public enum NESTExport {
         guard aX.values.allSatisfy({ $0 == 0 || $0 == 1 }) else {
             throw InitError("input_spike_bool_seq.npy: values must be 0 or 1 (spike or not)")
         }
-        guard tau.flat().allSatisfy({ $0 > 0 }) else { throw InitError("tau_m_rec.npy: tau_m > 0 required (ms)") }
-        for j in 0..<nRec where wRec[j, j] != 0 {
-            throw InitError("w_rec_rec_init.npy: diagonal (autapse) \(j) must be 0, got \(wRec[j, j])")
-        }
+        try checkValues()
         return NetworkInit(
             wInRec: wIn, wRecRec: wRec, wRecOut: wOut, wOutRecFeedback: feedback, tauM: tau,
             patterns: Patterns(input: aX, target: aY))

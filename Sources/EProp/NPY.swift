@@ -76,8 +76,20 @@ public enum NPY {
         guard access(url.path, R_OK) == 0 else { throw NPYError(path: url.path, reason: "cannot be read (permission denied)") }
     }
 
-    public static func decode(_ data: Data, path: String = "<data>") throws -> NPYArray {
-        let bytes = [UInt8](data)
+    /// What a `.npy` header says: the dtype string (`'<i4'`, ...), the order and the shape, and
+    /// where the data start.
+    public struct Header: Sendable {
+        public let descr: String
+        public let fortranOrder: Bool
+        public let shape: [Int]
+        /// Elements (the product of `shape`, at most `maxElements`).
+        public let count: Int
+        /// Byte offset of the data from the start of the `.npy` bytes.
+        public let bodyStart: Int
+    }
+
+    /// Parses the header at the start of `bytes` (at least the header; the data may follow or not).
+    public static func header(_ bytes: UnsafeRawBufferPointer, path: String) throws -> Header {
         func fail(_ why: String) -> NPYError { NPYError(path: path, reason: "not a valid .npy file: \(why)") }
         guard bytes.count >= 10, Array(bytes[0..<6]) == magic else { throw fail("missing the \\x93NUMPY magic") }
         let major = bytes[6]
@@ -97,19 +109,8 @@ public enum NPY {
         guard headerStart + headerLen <= bytes.count else { throw fail("header longer than the file") }
         guard let header = String(bytes: bytes[headerStart..<headerStart + headerLen], encoding: .utf8)
         else { throw fail("header is not text") }
-
         guard let descr = field("descr", in: header) else { throw fail("header has no 'descr'") }
         let descrValue = descr.trimmingCharacters(in: CharacterSet(charactersIn: "'\" "))
-        let dtype: NPYArray.DType
-        switch descrValue {
-        case "<f8": dtype = .float64
-        case "<f4": dtype = .float32
-        case "<i4": dtype = .int32
-        case "<i8": dtype = .int64
-        case "|b1": dtype = .bool
-        case "|u1": dtype = .uint8
-        default: throw fail("dtype '\(descrValue)' is not supported (use float64, float32, int32, int64, bool or uint8)")
-        }
         guard let fortran = field("fortran_order", in: header) else { throw fail("header has no 'fortran_order'") }
         let fortranOrder: Bool
         switch fortran.trimmingCharacters(in: .whitespaces) {
@@ -131,7 +132,25 @@ public enum NPY {
             guard !overflow, product <= maxElements else { throw fail("shape \(shape) is too large") }
             count = product
         }
-        let bodyStart = headerStart + headerLen
+        return Header(descr: descrValue, fortranOrder: fortranOrder, shape: shape, count: count, bodyStart: headerStart + headerLen)
+    }
+
+    public static func decode(_ data: Data, path: String = "<data>") throws -> NPYArray {
+        let bytes = [UInt8](data)
+        func fail(_ why: String) -> NPYError { NPYError(path: path, reason: "not a valid .npy file: \(why)") }
+        let h = try bytes.withUnsafeBytes { try header($0, path: path) }
+        let (descrValue, fortranOrder, shape, count) = (h.descr, h.fortranOrder, h.shape, h.count)
+        let dtype: NPYArray.DType
+        switch descrValue {
+        case "<f8": dtype = .float64
+        case "<f4": dtype = .float32
+        case "<i4": dtype = .int32
+        case "<i8": dtype = .int64
+        case "|b1": dtype = .bool
+        case "|u1": dtype = .uint8
+        default: throw fail("dtype '\(descrValue)' is not supported (use float64, float32, int32, int64, bool or uint8)")
+        }
+        let bodyStart = h.bodyStart
         let expected = count * dtype.size
         let actual = bytes.count - bodyStart
         guard actual == expected else {

@@ -42,6 +42,10 @@ public enum TaskKind: String, Codable, CaseIterable, Sendable {
     /// Cue-based left/right decision of the e-prop paper and NEST's classification example
     /// (new trials every iteration, cross entropy, decision in the recall window).
     case evidenceAccumulation = "evidence-accumulation"
+    /// Classification of the samples of an event dataset (`TrainingConfig.trainData`, SHD,
+    /// N-MNIST or your own in the event-list format, docs/event-format.md): one sample per
+    /// sequence, a new random order every epoch, cross entropy, decision over the learning window.
+    case eventClassification = "event-classification"
 }
 
 public enum OptimizerKind: String, Codable, CaseIterable, Sendable {
@@ -195,6 +199,14 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var kernel: Kernel = .sparse
     /// Worker threads simulating the shards of a batch (results do not depend on it).
     public var threads = 1
+    /// Task event-classification: the event-list `.npz` of the training split
+    /// (docs/event-format.md); its sizes are n_in, n_out (the classes) and sequence.
+    public var trainData: String? = nil
+    /// An event-list `.npz` of a held-out split, evaluated with frozen weights every
+    /// `evaluateEvery` iterations and after the last.
+    public var testData: String? = nil
+    /// Evaluate on `testData` every this many iterations (nil or 0: after the last only).
+    public var evaluateEvery: Int? = nil
 
     public init() {}
 
@@ -254,6 +266,12 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         try require(o.beta2 >= 0 && o.beta2 < 1, "beta_2", "0 <= beta_2 < 1 required")
         try require(o.epsilon > 0, "epsilon", "epsilon > 0 required")
         try require(o.wMin <= o.wMax, "Wmin", "Wmin <= Wmax required (pA)")
+        try require((task == .eventClassification) == (trainData != nil), "train_data",
+                    task == .eventClassification ? "task event-classification trains on an event dataset: give its training split (.npz, docs/event-format.md)" : "an event dataset is trained with task event-classification")
+        try require(trainData == nil || readout.loss == .crossEntropy, "loss", "event datasets are labelled classes: use the cross-entropy loss")
+        try require(testData == nil || trainData != nil, "test_data", "held-out evaluation needs a training split (train_data) of the same kind")
+        try require((evaluateEvery ?? 0) >= 0, "evaluate_every", "evaluate_every >= 0 required (0: after the last iteration only)")
+        try require(evaluateEvery == nil || testData != nil, "evaluate_every", "evaluations need a held-out split (test_data)")
         try require(!(compareGradients && gradient == .bptt), "compare_gradients", "compares e-prop with BPTT: use it with gradient adjoint or traces")
         try require((gradient != .bptt && !compareGradients) || r.vMin == -.infinity, "V_min", "a finite V_min is not supported with gradient bptt (the clamp's derivative is not tracked)")
     }

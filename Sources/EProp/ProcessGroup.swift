@@ -114,7 +114,8 @@ extension RunPlan {
         let text = ((try? recordJSON(c)) ?? Data()) + Data("\(recording) \(checkpointEvery) \(resumedFrom?.path ?? "")".utf8)
         text.withUnsafeBytes(add)
         for m in [initial.wInRec, initial.wRecRec, initial.wRecOut, initial.wOutRecFeedback, initial.tauM] { add(m) }
-        if !initial.patterns.isGenerated {
+        for d in [initial.patterns.dataset, test?.dataset] { Data("\(d?.digest ?? "-")".utf8).withUnsafeBytes(add) }
+        if initial.patterns.isStored {
             for k in 0..<initial.patterns.count {
                 let p = initial.patterns.sequence(k)
                 add(p.input)

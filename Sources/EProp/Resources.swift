@@ -26,12 +26,15 @@ public enum Resources {
         // Weights, their transposes, Adam's moments, the batch gradient, the last iteration's
         // continuation (gradient and weights), the last finite weights.
         let global = w * scalar * (1 + 1 + (c.optimizer.kind == .adam ? 2 : 0) + 1 + 2 + 1) + w * scalar  // + last shard's term
-        // Patterns in double: generated trials keep up to three batches of [n_in + n_out, T].
+        // Patterns in double: generated trials keep up to three batches of [n_in + n_out, T]; a
+        // dataset sample is made dense while it is loaded (one per evaluation worker at a time).
         let patterns = (c.task == .evidenceAccumulation ? 3 * B : 1) * (nIn + nOut) * T * 8
+        // Held-out evaluation: forward buffers of one shard per worker and one for the last chunk.
+        let evaluation = c.testData == nil ? 0 : Double(c.threads + 1) * Double(Trainer<Float>.shardSize) * T * perStep
         let recordings = Double(r.iterations.count(total: c.iterations)) * B * recordedSequenceBytes(c, r)
         let baseline = 40e6
         let comparisonPerShard = c.compareGradients ? (2 * w + nRec * (nIn + nRec)) * scalar : 0
-        return B * T * perStep + shards * (perShard + comparisonPerShard) + comparison + global + patterns + recordings + baseline
+        return B * T * perStep + shards * (perShard + comparisonPerShard) + comparison + global + patterns + evaluation + recordings + baseline
     }
 
     /// Bytes of the recordings of one sequence (in memory and on disk, double precision):

@@ -44,7 +44,7 @@ public enum RunOutput {
         try folder.write(NPYArray(vector: i.tauM), "tau_m_rec.npy")
         // The task's patterns, as --init reads them (generated trials are redrawn from the seed).
         let patterns = i.patterns
-        if !patterns.isGenerated {
+        if patterns.isStored {
             let k = patterns.count, (nIn, nOut, T) = (patterns.nIn, patterns.nOut, patterns.steps)
             let all = (0..<k).map { patterns.sequence($0) }
             try folder.write(NPYArray(shape: (k > 1 ? [k] : []) + [nIn, T], dtype: .bool, values: all.flatMap { $0.input.flat() }), "input_spike_bool_seq.npy")
@@ -54,8 +54,21 @@ public enum RunOutput {
             try folder.write(NPYArray(shape: [n], values: t.results.map { $0.accuracy ?? .nan }), "accuracy.npy")
         }
         for (m, w) in zip(TrainedMatrix.allCases, t.net.trained) { try folder.write(NPYArray(w), "\(m.name)_final.npy") }
+        if !t.evaluations.isEmpty { try writeEvaluations(t.evaluations, to: folder) }
         try t.recorder.write(to: folder)
         try writeRecord(t, to: folder, commandLine: commandLine, initSource: initSource, trainSeconds: trainSeconds, status: status, gitCommit: gitCommit)
+    }
+
+    /// Writes the held-out evaluations: `evaluation.csv` (iteration, samples, loss, accuracy,
+    /// seconds), `confusion_matrix.npy` `[E, C, C]` (counts; row = class, column = class
+    /// given) and `accuracy_per_class.npy` `[E, C]` (NaN for a class without samples).
+    public static func writeEvaluations(_ e: [Evaluation], to folder: RunFolder) throws {
+        let C = e[0].confusion.count
+        var csv = "iteration,samples,loss,accuracy,seconds\n"
+        for x in e { csv += "\(x.iteration),\(x.samples),\(x.loss),\(x.accuracy),\(x.seconds)\n" }
+        try folder.write(text: csv, "evaluation.csv")
+        try folder.write(NPYArray(shape: [e.count, C, C], dtype: .int64, values: e.flatMap { $0.confusion.flatMap { $0.map(Double.init) } }), "confusion_matrix.npy")
+        try folder.write(NPYArray(shape: [e.count, C], values: e.flatMap(\.accuracyPerClass)), "accuracy_per_class.npy")
     }
 
     /// Writes `run.json` alone (also what a failed run still tries to write).
@@ -72,7 +85,9 @@ public enum RunOutput {
             resolved: .init(learning_window: t.config.resolvedLearningWindow, adapt_beta: t.config.recurrent.resolvedAdaptBeta,
                             surrogate_gradient_height: t.config.recurrent.resolvedHeight, surrogate_gradient_width: t.config.recurrent.resolvedWidth,
                             n_adaptive: t.config.recurrent.model == .alif ? (t.config.recurrent.nAdaptive ?? t.config.nRec) : 0,
-                            patterns: t.initial.patterns.isGenerated ? "generated (\(t.config.task.rawValue))" : t.initial.patterns.isUserDefined ? "user-defined" : "\(t.config.task.rawValue), \(t.initial.patterns.count) pattern(s)"),
+                            patterns: t.initial.patterns.isGenerated ? "generated (\(t.config.task.rawValue))"
+                                : t.initial.patterns.dataset.map { "\($0.count) samples of \($0.url.path) (index digest \($0.digest)), a new order every epoch" }
+                                ?? (t.initial.patterns.isUserDefined ? "user-defined" : "\(t.config.task.rawValue), \(t.initial.patterns.count) pattern(s)")),
             recording: t.recorder.options,
             blas: .init(library: BLASRuntime.config, core: BLASRuntime.coreName, threads: BLASRuntime.threads),
             machine: .init(host: ProcessInfo.processInfo.hostName, cpus: ProcessInfo.processInfo.activeProcessorCount),
@@ -86,6 +101,7 @@ public enum RunOutput {
             peak_memory_mb: peakMemoryMB(),
             memory_estimate_mb: Resources.memoryBytes(t.config, recording: t.recorder.options) / 1e6,
             final_loss: t.results.last?.loss ?? .nan,
+            last_evaluation: t.evaluations.last.map { .init(iteration: $0.iteration, samples: $0.samples, loss: $0.loss, accuracy: $0.accuracy) },
             notes: "tau_m is drawn by eprop-dense's numpy-compatible generator unless --init gives NEST's; recordings (rec_*, out_*, spikes_*, wr_*) use NEST's names and time stamps; see README 'Recordings'.")
         do { try recordJSON(record).write(to: folder.url("run.json"), options: .atomic) } catch {
             throw RunFolderError("writing \(folder.url("run.json").path) failed: \(plainMessage(error))")
@@ -115,6 +131,13 @@ public func recordJSON<T: Encodable>(_ value: T) throws -> Data {
     enc.outputFormatting = [.prettyPrinted, .sortedKeys]
     enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
     return try enc.encode(value)
+}
+
+/// The decoder of eprop-dense's records (`recordJSON`'s strings for infinities and NaN).
+public func recordDecoder() -> JSONDecoder {
+    let dec = JSONDecoder()
+    dec.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+    return dec
 }
 
 /// The `run.json` record.
@@ -151,5 +174,8 @@ struct RunRecord: Encodable {
     /// What the check before the run estimated (`Resources.memoryBytes`).
     let memory_estimate_mb: Double
     let final_loss: Double
+    /// The last evaluation on the held-out split (all of them: evaluation.csv).
+    struct LastEvaluation: Encodable { let iteration: Int, samples: Int, loss: Double, accuracy: Double }
+    let last_evaluation: LastEvaluation?
     let notes: String
 }

@@ -147,11 +147,16 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
         }
     }
 
-    /// Cross entropy: whether sequence b was classified right (the readout with the largest
-    /// mean output over the learning window is the target's class).
-    public func isCorrect(_ b: Int) -> Bool {
+    /// Cross entropy: the class sequence b is given (the readout with the largest mean softmax
+    /// output over the learning window, the first of equals), and its target's class.
+    public func predictedClass(_ b: Int) -> Int { argmax(windowSum, b) }
+    public func targetClass(_ b: Int) -> Int { argmax(targetSum, b) }
+    /// Cross entropy: whether sequence b was classified right.
+    public func isCorrect(_ b: Int) -> Bool { predictedClass(b) == targetClass(b) }
+
+    private func argmax(_ sums: [Double], _ b: Int) -> Int {
         let r = (b * nOut)..<((b + 1) * nOut)
-        return windowSum[r].indices.max { windowSum[$0] < windowSum[$1] } == targetSum[r].indices.max { targetSum[$0] < targetSum[$1] }
+        return r.reduce(r.lowerBound) { sums[$1] > sums[$0] ? $1 : $0 } - r.lowerBound
     }
 
     /// Firing-rate regularizer r_j = c_reg (n_j / T - f*) / T of sequence b (docs/mathematics.md §2.4).

@@ -1,37 +1,93 @@
 import Foundation
 
 /// The input spikes and target of every sequence of a run: one frozen pattern (the regression
-/// tasks), a list used in order (a NEST export with per-sequence arrays), or a generator that
-/// draws new trials for every batch (evidence accumulation).
+/// tasks), a list used in order (a NEST export with per-sequence arrays), a generator that
+/// draws new trials for every batch (evidence accumulation), or the samples of an event dataset
+/// read from disk as they are needed (`EventDataset`), in a new random order every epoch.
 public final class Patterns: @unchecked Sendable {
     public let nIn: Int, nOut: Int, steps: Int
     /// Fixed patterns; sequence k uses `fixed[k % count]`.
     let fixed: [(input: Matrix<Double>, target: Matrix<Double>)]
     let generator: EvidenceAccumulationTrials?
+    public let dataset: EventDataset?
+    /// With a dataset: the seed of the order of each epoch (nil: the file's order).
+    let shuffleSeed: UInt32?
+    /// The sample order of the last epoch asked for (the epoch and its permutation).
+    private var order: (epoch: Int, samples: [Int])?
+    private let lock = NSLock()
+    /// The first failure to read a dataset sample during the run (the file changed), if any.
+    public private(set) var readFailure: String?
 
     public init(fixed: [(input: Matrix<Double>, target: Matrix<Double>)]) {
         precondition(!fixed.isEmpty)
         self.fixed = fixed
-        generator = nil
+        (generator, dataset, shuffleSeed) = (nil, nil, nil)
         (nIn, nOut, steps) = (fixed[0].input.rows, fixed[0].target.rows, fixed[0].input.cols)
     }
 
     init(generator: EvidenceAccumulationTrials) {
         self.generator = generator
-        fixed = []
+        (fixed, dataset, shuffleSeed) = ([], nil, nil)
         (nIn, nOut, steps) = (generator.nIn, generator.nOut, generator.steps)
     }
 
+    /// The samples of `dataset`, one per sequence: sample `order(epoch)[k % K]` for sequence k,
+    /// where the order of every epoch of K sequences is a permutation drawn from
+    /// `shuffleSeed` and the epoch (or the file's order when nil). The target is the one-hot
+    /// class over the whole sequence (the loss counts only the learning window).
+    public init(dataset: EventDataset, shuffleSeed: UInt32?) {
+        self.dataset = dataset
+        self.shuffleSeed = shuffleSeed
+        (fixed, generator) = ([], nil)
+        (nIn, nOut, steps) = (dataset.nIn, dataset.nClasses, dataset.steps)
+    }
+
     /// One pattern for every sequence.
-    public var isFrozen: Bool { generator == nil && fixed.count == 1 }
-    /// The stored patterns (not for generators).
+    public var isFrozen: Bool { generator == nil && dataset == nil && fixed.count == 1 }
+    /// The stored patterns (not for generators and datasets).
     public var count: Int { fixed.count }
+    /// Whether the patterns are held in memory (and written into run folders), not generated or
+    /// read from a dataset file.
+    public var isStored: Bool { generator == nil && dataset == nil }
 
     /// Input `[nIn, T]` (0/1) and target `[nOut, T]` of sequence k (0-based over the run).
     /// Generated trials must be requested in increasing k (one batch of look-ahead is kept).
     public func sequence(_ k: Int) -> (input: Matrix<Double>, target: Matrix<Double>) {
         if let g = generator { return g.trial(k) }
+        if let d = dataset { return sample(sampleIndex(k), of: d) }
         return fixed[k % fixed.count]
+    }
+
+    /// The dataset sample that sequence k uses.
+    public func sampleIndex(_ k: Int) -> Int {
+        guard let d = dataset else { return k % max(fixed.count, 1) }
+        guard let seed = shuffleSeed else { return k % d.count }
+        let epoch = k / d.count
+        lock.lock()
+        defer { lock.unlock() }
+        if order?.epoch != epoch {
+            // Fisher-Yates with numpy's generator, seeded by the run's seed and the epoch.
+            var rng = NumpyRandomState(seed: seed &+ UInt32(truncatingIfNeeded: epoch) &* 0x9E37_79B9)
+            var p = Array(0..<d.count)
+            for i in stride(from: d.count - 1, to: 0, by: -1) { p.swapAt(i, min(Int(rng.uniform() * Double(i + 1)), i)) }
+            order = (epoch, p)
+        }
+        return order!.samples[k % d.count]
+    }
+
+    /// Sample i of the dataset as a dense input and a one-hot target; an unreadable sample
+    /// (the file changed during the run) gives no input and is reported in `readFailure`.
+    private func sample(_ i: Int, of d: EventDataset) -> (input: Matrix<Double>, target: Matrix<Double>) {
+        let input = Matrix<Double>(rows: nIn, cols: steps), target = Matrix<Double>(rows: nOut, cols: steps)
+        let label: Int
+        do { label = try d.load(i, into: input) } catch {
+            lock.lock()
+            if readFailure == nil { readFailure = "\(error)" }
+            lock.unlock()
+            label = d.labels[i]
+        }
+        for s in 0..<steps { target[label, s] = 1 }
+        return (input, target)
     }
 
     /// Whether the trials are generated (not stored).
@@ -69,7 +125,7 @@ extension Patterns {
     /// Cross entropy needs class probabilities as targets: non-negative and summing to 1 over
     /// the readouts at every step of the learning window (otherwise nothing is learned).
     public func checkClassTargets(learningWindow: Int) throws {
-        guard generator == nil else { return }  // generated trials are one-hot
+        guard isStored else { return }  // generated trials and dataset samples are one-hot
         for (k, p) in fixed.enumerated() {
             for s in (steps - learningWindow)..<steps {
                 let column = (0..<nOut).map { p.target[$0, s] }
@@ -114,6 +170,14 @@ extension TrainingConfig {
             (c.recurrent.tauMMean, c.recurrent.tauMStd, c.recurrent.cReg, c.recurrent.fTarget) = (20, 0, 300, 10)
             (c.readout.tauM, c.readout.loss) = (20, .crossEntropy)
             (c.optimizer.batchSize, c.averageGradient) = (32, true)
+        case .eventClassification:
+            // The evidence-accumulation example's neurons (without adaptation), readout and
+            // optimizer, 150 recurrent neurons as NEST 3.10's N-MNIST example; n_in, n_out
+            // and the sequence come from the dataset; the decision is over the whole sample.
+            c = defaults(for: .evidenceAccumulation)
+            c.task = .eventClassification
+            (c.recurrent.model, c.recurrent.nAdaptive, c.nRec) = (.lif, nil, 150)
+            (c.learningWindow, c.iterations) = (nil, 100)
         }
         return c
     }
@@ -122,10 +186,19 @@ extension TrainingConfig {
 /// Draws a task's initial state with numpy's legacy generator in the order of NEST's scripts,
 /// so that `--seed` gives the scripts' weights and inputs without Python.
 public enum TaskGenerator {
-    public static func generate(_ c: TrainingConfig) -> NetworkInit {
+    /// The initial state of `c`'s task. Event classification draws the weights as evidence
+    /// accumulation does and trains on `dataset` (opened from `c.trainData` when not given).
+    public static func generate(_ c: TrainingConfig, dataset: EventDataset? = nil) throws -> NetworkInit {
         switch c.task {
         case .infiniteLoop, .sineWaves: return InfiniteLoopTask.generate(c)
         case .evidenceAccumulation: return EvidenceAccumulationTrials.generate(c)
+        case .eventClassification:
+            guard let path = c.trainData else { throw ConfigError(parameter: "train_data", requirement: "task event-classification needs an event dataset") }
+            let data = try dataset ?? EventDataset(URL(fileURLWithPath: path))
+            var rng = NumpyRandomState(seed: c.seed)
+            let w = EvidenceAccumulationTrials.drawWeights(&rng, c)
+            return NetworkInit(wInRec: w.wIn, wRecRec: w.wRec, wRecOut: w.wOut, wOutRecFeedback: w.feedback, tauM: w.tauM,
+                               patterns: Patterns(dataset: data, shuffleSeed: c.seed))
         }
     }
 }
@@ -217,6 +290,14 @@ public final class EvidenceAccumulationTrials: @unchecked Sendable {
     /// Glorot-uniform readout weights, unscaled randn feedback), then the trial generator.
     static func generate(_ c: TrainingConfig) -> NetworkInit {
         var rng = NumpyRandomState(seed: c.seed)
+        let w = drawWeights(&rng, c)
+        let patterns = Patterns(generator: EvidenceAccumulationTrials(rng: rng, config: c))
+        return NetworkInit(wInRec: w.wIn, wRecRec: w.wRec, wRecOut: w.wOut, wOutRecFeedback: w.feedback, tauM: w.tauM, patterns: patterns)
+    }
+
+    /// The example's weights, drawn from `rng` in its order; tau_m is tau_m_mean everywhere.
+    static func drawWeights(_ rng: inout NumpyRandomState, _ c: TrainingConfig)
+        -> (wIn: Matrix<Double>, wRec: Matrix<Double>, wOut: Matrix<Double>, feedback: Matrix<Double>, tauM: Matrix<Double>) {
         let (nIn, nRec, nOut) = (c.nIn, c.nRec, c.nOut)
         let wIn = rng.normalWeights(post: nRec, pre: nIn, divisor: Double(nIn).squareRoot())
         let wRec = rng.normalWeights(post: nRec, pre: nRec, divisor: Double(nRec).squareRoot(), zeroDiagonal: true)
@@ -227,7 +308,6 @@ public final class EvidenceAccumulationTrials: @unchecked Sendable {
         let feedback = rng.normalWeights(post: nRec, pre: nOut, divisor: 1, transposed: false)
         let tau = Matrix<Double>(rows: 1, cols: nRec)
         for j in 0..<nRec { tau.p[j] = c.recurrent.tauMMean }
-        let patterns = Patterns(generator: EvidenceAccumulationTrials(rng: rng, config: c))
-        return NetworkInit(wInRec: wIn, wRecRec: wRec, wRecOut: wOut, wOutRecFeedback: feedback, tauM: tau, patterns: patterns)
+        return (wIn, wRec, wOut, feedback, tau)
     }
 }

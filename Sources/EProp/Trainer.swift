@@ -117,6 +117,8 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
 
     public internal(set) var iteration = 0
     public internal(set) var results: [IterationResult] = []
+    /// Evaluations on the held-out split so far (by `TrainingRun`, on rank 0).
+    public internal(set) var evaluations: [Evaluation] = []
     /// After the last iteration, if it differs from the final state: the weights and optimizer
     /// state a longer run would have. The run's last sequence keeps NEST's L(T-1) term (its forced
     /// final update), a longer run leaves it out (§6.2); a checkpoint stores this state so that

@@ -11,12 +11,16 @@ public struct RunPlan: Sendable {
     public var checkpointEvery: Int
     /// Where the initial state came from, for `run.json` ("seed 1", a folder, ...).
     public var initSource: String
+    /// The held-out split evaluated during the run (`config.testData`), if any.
+    public var test: Patterns?
     /// The run folder whose checkpoint the run continues, if it does.
     public internal(set) var resumedFrom: URL?
     public var resuming: Bool { resumedFrom != nil }
 
-    public init(config: TrainingConfig, initial: NetworkInit, recording: RecordingOptions = RecordingOptions(), checkpointEvery: Int = 0, initSource: String) {
+    public init(config: TrainingConfig, initial: NetworkInit, recording: RecordingOptions = RecordingOptions(), checkpointEvery: Int = 0,
+                initSource: String, test: Patterns? = nil) {
         self.config = config
+        self.test = test
         self.initial = initial
         self.recording = recording
         self.checkpointEvery = checkpointEvery
@@ -47,12 +51,15 @@ public struct RunPlan: Sendable {
         guard iterations > record.completed_iterations else {
             throw ConfigError(parameter: "iterations", requirement: "the run in \(folder.path) already has \(record.completed_iterations) iterations; pass a larger total to continue it")
         }
-        // Generated trials are not stored: they are redrawn from the seed.
+        // Generated trials are not stored: they are redrawn from the seed. Dataset samples are
+        // read from the dataset again, which must be the one the run started with.
+        let datasets = try EventDataset.reopen(config, digests: (record.train_data_digest, record.test_data_digest))
         let stored = FileManager.default.fileExists(atPath: folder.appendingPathComponent("input_spike_bool_seq.npy").path)
-        let initial = stored ? try NESTExport.load(folder) : TaskGenerator.generate(config)
+        let initial = try datasets.train.map { try NESTExport.load(folder, patterns: Patterns(dataset: $0, shuffleSeed: config.seed)) }
+            ?? (stored ? try NESTExport.load(folder) : TaskGenerator.generate(config))
         try validate(config, recording: record.recording, checkpointEvery: record.checkpoint_every, out: folder)
         var plan = RunPlan(config: config, initial: initial, recording: record.recording, checkpointEvery: record.checkpoint_every,
-                           initSource: "resumed from \(folder.path)")
+                           initSource: "resumed from \(folder.path)", test: datasets.test.map { Patterns(dataset: $0, shuffleSeed: nil) })
         plan.resumedFrom = folder
         return plan
     }
@@ -85,6 +92,8 @@ public struct RunSummary: Sendable {
     public let finalLoss: Double
     /// Classification: the accuracy of the last iteration.
     public let finalAccuracy: Double?
+    /// The last evaluation on the held-out split, if any.
+    public let lastEvaluation: Evaluation?
     /// Means over this process's iterations.
     public let meanRateHz: Double
     public let secondsPerIteration: Double
@@ -105,14 +114,17 @@ public struct RunControl {
     public var stopRequested: () -> Int32? = { nil }
     /// Called after every iteration with its result (progress, logging).
     public var onIteration: (IterationResult) -> Void = { _ in }
+    /// Called after every evaluation on the held-out split.
+    public var onEvaluation: (Evaluation) -> Void = { _ in }
     /// For `run.json`: the command that started the run and the source's git commit.
     public var commandLine: [String] = []
     public var gitCommit = "unknown"
 
     public init(stopRequested: @escaping () -> Int32? = { nil }, onIteration: @escaping (IterationResult) -> Void = { _ in },
-                commandLine: [String] = [], gitCommit: String = "unknown") {
+                onEvaluation: @escaping (Evaluation) -> Void = { _ in }, commandLine: [String] = [], gitCommit: String = "unknown") {
         self.stopRequested = stopRequested
         self.onIteration = onIteration
+        self.onEvaluation = onEvaluation
         self.commandLine = commandLine
         self.gitCommit = gitCommit
     }
@@ -129,6 +141,8 @@ public final class TrainingRun<S: Scalar> {
     public let trainer: Trainer<S>
     /// The run folder, written by rank 0; nil on the other processes of a group.
     public let folder: RunFolder?
+    /// Evaluates the held-out split (rank 0 only).
+    let evaluator: Evaluator<S>?
 
     /// A run of `plan` writing into `folder`; when the plan resumes, the trainer takes the
     /// checkpoint's state (every process reads it).
@@ -137,6 +151,7 @@ public final class TrainingRun<S: Scalar> {
         self.plan = plan
         self.folder = folder
         trainer = Trainer<S>(config: plan.config, initial: plan.initial, recording: plan.recording, group: group)
+        evaluator = group.rank == 0 ? plan.test.map { Evaluator(config: plan.config, patterns: $0, samples: $0.dataset?.count ?? $0.count) } : nil
         if let resumed = plan.resumedFrom { try Checkpoint.restore(trainer, from: resumed) }
     }
 
@@ -164,7 +179,7 @@ public final class TrainingRun<S: Scalar> {
         func checkpoint() throws {
             try writeOutputs(status: "running")
             guard let folder else { return }
-            do { try Checkpoint.write(trainer, in: folder.final, checkpointEvery: plan.checkpointEvery) } catch { throw failed(error) }
+            do { try Checkpoint.write(trainer, in: folder.final, checkpointEvery: plan.checkpointEvery, testDigest: plan.test?.dataset?.digest) } catch { throw failed(error) }
         }
         // The weights before the current iteration, restored if it diverges.
         let lastFinite = trainer.net.trained.map { Matrix<S>(rows: $0.rows, cols: $0.cols) }
@@ -173,7 +188,7 @@ public final class TrainingRun<S: Scalar> {
             let n = Double(max(mine.count, 1))
             return RunSummary(
                 outcome: outcome, completedIterations: trainer.iteration, finalLoss: trainer.results.last?.loss ?? .nan,
-                finalAccuracy: trainer.results.last?.accuracy,
+                finalAccuracy: trainer.results.last?.accuracy, lastEvaluation: trainer.evaluations.last,
                 meanRateHz: mine.map(\.rateHz).reduce(0, +) / n, secondsPerIteration: mine.map(\.seconds).reduce(0, +) / n,
                 peakMemoryMB: RunOutput.peakMemoryMB(), folder: folder?.final, warnings: Self.warnings(trainer.results, config),
                 cleanedUp: folder?.removedLeftovers ?? [])
@@ -196,7 +211,14 @@ public final class TrainingRun<S: Scalar> {
                 let kept = folder.map { FileManager.default.fileExists(atPath: $0.final.appendingPathComponent("checkpoint").path) } ?? false
                 return summary(.diverged(iteration: result.iteration + 1, quantity: bad, checkpointKept: kept))
             }
+            if let failure = plan.initial.patterns.readFailure { throw failed(RunFailure(description: failure)) }
             control.onIteration(result)
+            if let evaluator, Self.evaluates(after: trainer.iteration, config) {
+                let evaluation = evaluator.evaluate(trainer.net, iteration: trainer.iteration)
+                if let failure = evaluator.patterns.readFailure { throw failed(RunFailure(description: failure)) }
+                trainer.evaluations.append(evaluation)
+                control.onEvaluation(evaluation)
+            }
             let every = plan.checkpointEvery
             if every > 0 && (trainer.iteration % every == 0 || trainer.iteration == config.iterations) { try checkpoint() }
         }
@@ -206,6 +228,12 @@ public final class TrainingRun<S: Scalar> {
 }
 
 extension TrainingRun {
+    /// Whether the held-out split is evaluated after `iteration` (1-based) iterations: every
+    /// `evaluateEvery` and after the last.
+    static func evaluates(after iteration: Int, _ c: TrainingConfig) -> Bool {
+        iteration == c.iterations || (c.evaluateEvery ?? 0) > 0 && iteration % c.evaluateEvery! == 0
+    }
+
     /// A loss that grew 100-fold over its first value or a mean rate above half of the most a
     /// neuron can fire (one spike per step, or per refractory period) in the last iteration.
     static func warnings(_ results: [IterationResult], _ c: TrainingConfig) -> [String] {

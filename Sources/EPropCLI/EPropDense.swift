@@ -30,14 +30,18 @@ public struct EPropDense: ParsableCommand {
     /// `initial` (an `--init` export) or `patterns` (`--input`/`--target`) the sizes come from
     /// their arrays, and options that disagree with them are refused.
     public func resolvedConfig(initial: NetworkInit? = nil, patterns: Patterns? = nil) throws -> TrainingConfig {
-        var c = TrainingConfig.defaults(for: task.task ?? .infiniteLoop)
+        if task.trainData != nil, let t = task.task, t != .eventClassification {
+            throw ValidationError("invalid --task: --train-data trains task event-classification, not \(t.rawValue)")
+        }
+        var c = TrainingConfig.defaults(for: task.task ?? (task.trainData != nil ? .eventClassification : .infiniteLoop))
         var sizes: [(name: String, given: Int?, actual: Int, source: String)] = []
         if let i = initial {
             sizes += [("n-in", task.nIn, i.nIn, "--init"), ("n-rec", task.nRec, i.nRec, "--init"), ("n-out", task.nOut, i.nOut, "--init"), ("sequence", task.sequence, i.steps, "--init")]
             (c.nIn, c.nRec, c.nOut, c.sequence) = (i.nIn, i.nRec, i.nOut, i.steps)
         }
         if let p = patterns {
-            sizes += [("n-in", initial?.nIn ?? task.nIn, p.nIn, "--input"), ("n-out", initial?.nOut ?? task.nOut, p.nOut, "--target"), ("sequence", initial?.steps ?? task.sequence, p.steps, "--input")]
+            let (x, y) = p.dataset != nil ? ("--train-data", "--train-data") : ("--input", "--target")
+            sizes += [("n-in", initial?.nIn ?? task.nIn, p.nIn, x), ("n-out", initial?.nOut ?? task.nOut, p.nOut, y), ("sequence", task.sequence, p.steps, x)]
             (c.nIn, c.nOut, c.sequence) = (p.nIn, p.nOut, p.steps)
         }
         for s in sizes {
@@ -70,9 +74,10 @@ public struct EPropDense: ParsableCommand {
             (c.optimizer.kind == .gradientDescent && plasticity.beta1 != nil, "beta-1", "applies to --optimizer adam only"),
             (c.optimizer.kind == .gradientDescent && plasticity.beta2 != nil, "beta-2", "applies to --optimizer adam only"),
             (c.optimizer.kind == .gradientDescent && plasticity.epsilon != nil, "epsilon", "applies to --optimizer adam only"),
-            (task.`init` != nil && task.seed != nil, "seed", "the --init folder gives the weights and patterns, so no seed is drawn from"),
+            (task.`init` != nil && task.seed != nil && task.trainData == nil, "seed", "the --init folder gives the weights and patterns, so no seed is drawn from"),
             (task.`init` != nil && neuron.tauMStd != nil, "tau-m-std", "the --init folder gives every neuron's tau_m"),
-            (patternsGiven && task.inputSpikeProb != nil, "input-spike-prob", "the input patterns come from \(task.`init` != nil ? "--init" : "--input")"),
+            ((patternsGiven || task.trainData != nil) && task.inputSpikeProb != nil, "input-spike-prob", "the input patterns come from \(task.trainData != nil ? "--train-data" : task.`init` != nil ? "--init" : "--input")"),
+            (task.trainData != nil && task.input != nil, "input", "--train-data gives the input patterns"),
             (c.gradient == .bptt && plasticity.feedback != nil, "feedback", "--gradient bptt sends the error back through the readout weights, not a feedback matrix"),
             (c.gradient == .bptt && plasticity.nestMissingLearningSignal != nil, "nest-missing-learning-signal", "NEST's missing term is an e-prop artefact; --gradient bptt has none"),
             (c.gradient != .bptt && plasticity.bpttThroughReset != nil, "bptt-through-reset", "applies to --gradient bptt only"),
@@ -92,29 +97,37 @@ public struct EPropDense: ParsableCommand {
     /// The plan of a new run: `--init` or the task's generator, `--input`/`--target` patterns;
     /// checked (including memory and the disk holding `out`) before anything is drawn.
     public func newPlan(out: URL) throws -> RunPlan {
-        let initial = try task.`init`.map { try NESTExport.load(URL(fileURLWithPath: $0)) }
-        let patterns: Patterns?
+        // An event dataset's order of samples depends on the seed, known once the options are resolved.
+        let train = try task.trainData.map { try EventDataset(URL(fileURLWithPath: $0)) }
+        let test = try task.testData.map { try EventDataset(URL(fileURLWithPath: $0)) }
+        var patterns: Patterns? = train.map { Patterns(dataset: $0, shuffleSeed: nil) }
+        let initial = try task.`init`.map { try NESTExport.load(URL(fileURLWithPath: $0), patterns: patterns) }
         switch (task.input, task.target) {
-        case (nil, nil): patterns = nil
+        case (nil, nil): break
         case (let x?, let y?): patterns = try Patterns.load(input: URL(fileURLWithPath: x), target: URL(fileURLWithPath: y))
         default: throw ValidationError("invalid --input/--target: give both files (input spikes [n_in, T] or [K, n_in, T], target [n_out, T] or [K, n_out, T])")
         }
         let config = try resolvedConfig(initial: initial, patterns: patterns)
+        if let train, let test, (test.nIn, test.nClasses, test.steps) != (train.nIn, train.nClasses, train.steps) {
+            throw ValidationError("invalid --test-data: \(test.url.path) has n_in \(test.nIn), \(test.nClasses) classes and sequence \(test.steps); the training split has \(train.nIn), \(train.nClasses) and \(train.steps)")
+        }
+        if let train { patterns = Patterns(dataset: train, shuffleSeed: config.seed) }
         let recording = try recording()
         try RunPlan.validate(config, recording: recording, checkpointEvery: output.checkpointEvery ?? 0, out: out)
         if output.plot { _ = try Plotter.locate() }
-        var state = initial ?? TaskGenerator.generate(config)
+        var state = try initial ?? TaskGenerator.generate(config, dataset: train)
         if let patterns { state.patterns = patterns }
         if config.readout.loss == .crossEntropy { try state.patterns.checkClassTargets(learningWindow: config.resolvedLearningWindow) }
         let source = [task.`init`.map { "--init \($0)" } ?? "seed \(config.seed)", task.input.map { "patterns from --input \($0) --target \(task.target!)" }]
         return RunPlan(config: config, initial: state, recording: recording, checkpointEvery: output.checkpointEvery ?? 0,
-                       initSource: source.compactMap { $0 }.joined(separator: ", "))
+                       initSource: source.compactMap { $0 }.joined(separator: ", "), test: test.map { Patterns(dataset: $0, shuffleSeed: nil) })
     }
 
     /// The plan that continues the run in `dir`. Options that would change the run are refused
     /// (naming them); `--threads` and `--checkpoint-every` apply (the latter is reported).
     public func resumePlan(_ dir: String) throws -> RunPlan {
-        let refused = [("init", task.`init` != nil), ("input", task.input != nil), ("target", task.target != nil), ("out", output.out != nil), ("force", output.force)]
+        let refused = [("init", task.`init` != nil), ("input", task.input != nil), ("target", task.target != nil), ("out", output.out != nil), ("force", output.force),
+                       ("train-data", task.trainData != nil), ("test-data", task.testData != nil)]
         if let (name, _) = refused.first(where: \.1) {
             throw ValidationError("invalid --\(name): --resume continues the run in its own folder from its own state; do not combine them")
         }
@@ -145,6 +158,10 @@ public struct EPropDense: ParsableCommand {
         let group = try joinProcessGroup()
         defer { group.finish() }
         do {
+            if let trained = output.evaluate {
+                guard group.size == 1 else { throw ValidationError("invalid --evaluate: an evaluation runs in one process (start it without mpirun)") }
+                return try evaluateOnly(trained)
+            }
             BLASRuntime.setThreads(engine.blasThreads)
             let out = URL(fileURLWithPath: output.resume ?? output.out ?? RunFolder.defaultName(under: "runs"))
             // Rank 0 first: resuming recovers a checkpoint cut short, before others read it.
@@ -177,6 +194,32 @@ public struct EPropDense: ParsableCommand {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode.failure
         }
+    }
+
+    /// Evaluates the trained run in `dir` on `--test-data` into a new folder (`--out`).
+    private func evaluateOnly(_ dir: String) throws {
+        let conflicting = [("resume", output.resume != nil), ("init", task.`init` != nil), ("input", task.input != nil), ("train-data", task.trainData != nil),
+                           ("evaluate-every", task.evaluateEvery != nil), ("checkpoint-every", output.checkpointEvery != nil)]
+        if let (name, _) = conflicting.first(where: \.1) {
+            throw ValidationError("invalid --\(name): --evaluate only evaluates the trained run in \(dir); nothing is trained")
+        }
+        guard let testPath = task.testData else { throw ValidationError("invalid --evaluate: give the held-out split with --test-data FILE.npz") }
+        let test = try EventDataset(URL(fileURLWithPath: testPath))
+        let out = URL(fileURLWithPath: output.out ?? RunFolder.defaultName(under: "runs"))
+        let folder = try RunFolder(out, replace: output.force)
+        let (evaluation, _) = try Evaluation.ofRun(URL(fileURLWithPath: dir), on: test, threads: engine.threads ?? 1)
+        try RunOutput.writeEvaluations([evaluation], to: folder)
+        struct Record: Encodable {
+            let eprop_dense_version: String, command_line: [String], date_utc: String, trained_run: String
+            let test_data: String, test_data_digest: String, evaluation: Evaluation
+        }
+        let record = Record(eprop_dense_version: RunOutput.version, command_line: CommandLine.arguments, date_utc: ISO8601DateFormatter().string(from: Date()),
+                            trained_run: URL(fileURLWithPath: dir).standardizedFileURL.path, test_data: test.url.standardizedFileURL.path,
+                            test_data_digest: test.digest, evaluation: evaluation)
+        try folder.write(text: String(decoding: try recordJSON(record), as: UTF8.self), "evaluation.json")
+        try folder.commit()
+        print(String(format: "evaluated %d samples of %@ after %d iterations: loss %.6f, accuracy %.4f (%.2f s); outputs in %@",
+                     evaluation.samples, test.url.path, evaluation.iteration, evaluation.loss, evaluation.accuracy, evaluation.seconds, folder.final.path))
     }
 
     /// Runs `body` on the processes where `on` holds; in a group of several, every process then
@@ -219,6 +262,10 @@ public struct EPropDense: ParsableCommand {
                 }
                 progress.update(done: r.iteration + 1, lastSeconds: r.seconds)
             },
+            onEvaluation: { e in
+                progress.clear()
+                if !quiet { print(String(format: "evaluation after iteration %d: %d samples, loss %.6f, accuracy %.4f (%.2f s)", e.iteration, e.samples, e.loss, e.accuracy, e.seconds)) }
+            },
             commandLine: CommandLine.arguments, gitCommit: Provenance.gitCommit())
         let summary: RunSummary
         do { summary = try plan.run(in: folder, group: group, control) } catch where group.size > 1 {
@@ -233,7 +280,8 @@ public struct EPropDense: ParsableCommand {
         for note in summary.cleanedUp { say("note: \(note) (left by a run that died)\n") }
         switch summary.outcome {
         case .complete:
-            let accuracy = summary.finalAccuracy.map { String(format: ", final accuracy %.3f", $0) } ?? ""
+            let accuracy = (summary.finalAccuracy.map { String(format: ", final accuracy %.3f", $0) } ?? "")
+                + (summary.lastEvaluation.map { String(format: ", test accuracy %.4f (%d samples)", $0.accuracy, $0.samples) } ?? "")
             say(String(format: "done: %d iterations, final loss %.6f%@, mean rate %.2f Hz, %.4f s per iteration, peak memory %.1f MB; outputs in %@\n",
                 summary.completedIterations, summary.finalLoss, accuracy, summary.meanRateHz, summary.secondsPerIteration, summary.peakMemoryMB, path))
             for warning in summary.warnings { say("warning: \(warning)\n") }

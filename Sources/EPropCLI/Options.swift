@@ -1,5 +1,6 @@
 import ArgumentParser
 import EProp
+import Foundation
 
 extension Precision: ExpressibleByArgument {}
 extension GradientMethod: ExpressibleByArgument {}
@@ -27,6 +28,12 @@ public struct TaskOptions: ParsableArguments {
     public var input: String?
     @Option(help: "User-defined task: target .npy, [n_out, T] or [K, n_out, T] like --input.")
     public var target: String?
+    @Option(help: "Event dataset to train on: the training split as an event-list .npz (docs/event-format.md; notebooks-data/convert_events.py writes one from SHD or N-MNIST files). Sets --task event-classification; n_in, n_out (the classes) and the sequence come from the file.")
+    public var trainData: String?
+    @Option(help: "Held-out split (event-list .npz like --train-data), evaluated with frozen weights every --evaluate-every iterations and after the last: loss, accuracy, confusion matrix (evaluation.csv, confusion_matrix.npy, accuracy_per_class.npy).")
+    public var testData: String?
+    @Option(help: "Evaluate --test-data every N iterations (default: after the last only).")
+    public var evaluateEvery: Int?
     @Option(help: "Number of input neurons (tutorial: \(tutorial.nIn); from the arrays with --init).")
     public var nIn: Int?
     @Option(help: "Number of recurrent neurons (tutorial: \(tutorial.nRec); from the arrays with --init).")
@@ -61,6 +68,9 @@ public struct TaskOptions: ParsableArguments {
         if let iterations { c.iterations = iterations }
         if let inputSpikeProb { c.inputSpikeProb = inputSpikeProb }
         if let seed { c.seed = UInt32(seed) }
+        if let trainData { c.trainData = URL(fileURLWithPath: trainData).standardizedFileURL.path }
+        if let testData { c.testData = URL(fileURLWithPath: testData).standardizedFileURL.path }
+        if let evaluateEvery { c.evaluateEvery = evaluateEvery }
     }
 }
 
@@ -236,6 +246,8 @@ public struct OutputOptions: ParsableArguments {
     public var checkpointEvery: Int?
     @Option(help: "Continue the run in this folder (written with --checkpoint-every) up to --iterations in total. The configuration comes from its checkpoint; only --iterations, --threads, --blas-threads, --checkpoint-every, --quiet and --plot apply, and options that would change the run are refused.")
     public var resume: String?
+    @Option(help: "Evaluate the trained run in this folder (its final weights and configuration) on --test-data, writing evaluation.csv, confusion_matrix.npy, accuracy_per_class.npy and evaluation.json into --out; nothing is trained.")
+    public var evaluate: String?
     @Option(help: "Read options from a JSON file: an object whose keys are option names without the leading dashes (e.g. {\"n-rec\": 400, \"eta\": 0.001, \"average-gradient\": true}); options on the command line override it.")
     public var config: String?
     @Option(help: "Iterations recorded (dynamics, spikes, weights): first-last, all, none, or a list of 1-based iterations such as 1,100,5000 (default: first-last).")

@@ -1,0 +1,140 @@
+import Foundation
+
+/// The result of one evaluation on a held-out split with frozen weights.
+public struct Evaluation: Codable, Sendable, Equatable {
+    /// Training iterations completed when the weights were evaluated.
+    public let iteration: Int
+    public let samples: Int
+    /// Mean over the samples of the loss, as training reports it (cross entropy: NEST's mean
+    /// over the learning window of -sum_k pi*_k log pi_k).
+    public let loss: Double
+    /// Fraction of the samples classified right.
+    public let accuracy: Double
+    /// `[C][C]` counts: row = the sample's class, column = the class the network gave.
+    public let confusion: [[Int]]
+    /// Wall time of the evaluation (s).
+    public let seconds: Double
+
+    /// `[C]` accuracy of each class (NaN for a class the split has no sample of).
+    public var accuracyPerClass: [Double] {
+        confusion.enumerated().map { c, row in
+            let n = row.reduce(0, +)
+            return n == 0 ? .nan : Double(row[c]) / Double(n)
+        }
+    }
+}
+
+/// Evaluates a network on every sample of a split: forward passes only, the weights untouched.
+/// Samples are simulated in chunks of `Trainer.shardSize`, `threads` chunks side by side, and
+/// the results are combined in sample order, so they do not depend on the thread count. The
+/// buffers are made once and reused by every evaluation.
+public final class Evaluator<S: Scalar>: @unchecked Sendable {
+    public let patterns: Patterns
+    /// Samples in the split (each evaluated once, in the split's order).
+    public let samples: Int
+    let config: TrainingConfig
+    /// `[threads]` buffers of `shardSize` sequences, and one for the last, shorter chunk.
+    private let buffers: [SequenceBuffers<S>]
+    private let tail: SequenceBuffers<S>?
+    /// `[samples]` loss, class and class given of each sample of the last evaluation.
+    private let lossOf: UnsafeMutablePointer<Double>
+    private let truth: UnsafeMutablePointer<Int>, given: UnsafeMutablePointer<Int>
+
+    public init(config: TrainingConfig, patterns: Patterns, samples: Int) {
+        precondition(samples >= 1)
+        self.config = config
+        self.patterns = patterns
+        self.samples = samples
+        let chunk = Trainer<S>.shardSize
+        let (nIn, nRec, nOut, T) = (patterns.nIn, config.nRec, patterns.nOut, patterns.steps)
+        func make(_ b: Int) -> SequenceBuffers<S> {
+            let seq = SequenceBuffers<S>(batch: b, steps: T, nIn: nIn, nRec: nRec, nOut: nOut)
+            seq.lossFunction = config.readout.loss
+            return seq
+        }
+        buffers = (0..<min(config.threads, samples / chunk)).map { _ in make(chunk) }
+        tail = samples % chunk == 0 ? nil : make(samples % chunk)
+        lossOf = .allocate(capacity: samples)
+        (truth, given) = (.allocate(capacity: samples), .allocate(capacity: samples))
+    }
+
+    deinit {
+        lossOf.deallocate()
+        truth.deallocate()
+        given.deallocate()
+    }
+
+    /// The split evaluated with `net`'s current weights, after `iteration` training iterations.
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
+    public func evaluate(_ net: Network<S>, iteration: Int) -> Evaluation {
+        let start = ContinuousClock.now
+        let chunk = Trainer<S>.shardSize, full = samples / chunk, C = patterns.nOut, workers = buffers.count
+        if workers > 1 {
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                for c in stride(from: w, to: full, by: workers) { simulate(chunk: c, buffers[w], net) }
+            }
+        } else if let seq = buffers.first {
+            for c in 0..<full { simulate(chunk: c, seq, net) }
+        }
+        if let tail { simulate(chunk: full, tail, net) }
+        var confusion = [[Int]](repeating: [Int](repeating: 0, count: C), count: C)
+        for i in 0..<samples { confusion[truth[i]][given[i]] += 1 }
+        let correct = (0..<C).map { confusion[$0][$0] }.reduce(0, +)
+        var loss = 0.0
+        for i in 0..<samples { loss += lossOf[i] }  // in sample order: independent of the threads
+        return Evaluation(iteration: iteration, samples: samples, loss: loss / Double(samples),
+                          accuracy: Double(correct) / Double(samples), confusion: confusion,
+                          seconds: (ContinuousClock.now - start).seconds)
+    }
+
+    /// Simulates the samples of chunk c in `seq` and stores their loss, class and class given.
+    private func simulate(chunk c: Int, _ seq: SequenceBuffers<S>, _ net: Network<S>) {
+        let first = c * Trainer<S>.shardSize, C = patterns.nOut
+        // Regression: the tutorial's sum over steps; cross entropy: NEST's mean over the window.
+        let lossScale = config.readout.loss == .crossEntropy ? Double(config.resolvedLearningWindow) : 1
+        for b in 0..<seq.batch {
+            let p = patterns.sequence(first + b)
+            seq.setSequence(b, input: p.input, target: p.target)
+            seq.isFirstOfRun.p[b] = 0
+        }
+        seq.forward(net, learningWindow: config.resolvedLearningWindow, kernel: config.kernel)
+        for b in 0..<seq.batch {
+            lossOf[first + b] = (0..<C).map { seq.loss[b * C + $0] }.reduce(0, +) / lossScale
+            (truth[first + b], given[first + b]) = (seq.targetClass(b), seq.predictedClass(b))
+        }
+    }
+}
+
+extension Evaluation {
+    /// Evaluates the trained run in `runFolder` (its configuration from `run.json`, its final
+    /// weights `w_*_final.npy`) on `test`, with `threads` workers, in the run's precision.
+    public static func ofRun(_ runFolder: URL, on test: EventDataset, threads: Int) throws -> (Evaluation, TrainingConfig) {
+        struct Record: Decodable { let config: TrainingConfig, completed_iterations: Int }
+        let url = runFolder.appendingPathComponent("run.json")
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw RunFolderError("\(url.path): cannot be read; --evaluate needs the folder of a finished eprop-dense run")
+        }
+        let record: Record
+        do { record = try recordDecoder().decode(Record.self, from: data) } catch {
+            throw RunFolderError("\(url.path): not an eprop-dense run record (\(plainMessage(error)))")
+        }
+        var config = record.config
+        config.threads = threads
+        guard (test.nIn, test.nClasses, test.steps) == (config.nIn, config.nOut, config.sequence) else {
+            throw ConfigError(parameter: "test_data", requirement: "\(test.url.path) has n_in \(test.nIn), \(test.nClasses) classes and sequence \(test.steps); the run in \(runFolder.path) has n_in \(config.nIn), n_out \(config.nOut) and sequence \(config.sequence)")
+        }
+        guard config.readout.loss == .crossEntropy else {
+            throw ConfigError(parameter: "test_data", requirement: "the run in \(runFolder.path) is a regression (loss \(config.readout.loss.rawValue)); held-out classification needs a cross-entropy run")
+        }
+        let patterns = Patterns(dataset: test, shuffleSeed: nil)
+        let initial = try NESTExport.load(runFolder, patterns: patterns, weights: "final")
+        func run<S: Scalar>(_: S.Type) -> Evaluation {
+            Evaluator<S>(config: config, patterns: patterns, samples: test.count)
+                .evaluate(Network<S>(initial, config: config), iteration: record.completed_iterations)
+        }
+        let e = config.precision == .float ? run(Float.self) : run(Double.self)
+        if let failure = patterns.readFailure { throw RunFailure(description: failure) }
+        return (e, config)
+    }
+}
