@@ -74,7 +74,8 @@ let package = Package(
         ),
         .testTarget(
             name: "EPropTests",
-            dependencies: ["EProp", "EPropCLI"]
+            dependencies: ["EProp", "EPropCLI"],
+            exclude: ["Fixtures"]  // data files read by path (#filePath), with the script that made them
         ),
     ]
 )

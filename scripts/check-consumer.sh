@@ -28,7 +28,7 @@ var config = TrainingConfig.defaults(for: .infiniteLoop)
 (config.nIn, config.nRec, config.sequence, config.iterations) = (10, 20, 100, 2)
 let out = URL(fileURLWithPath: CommandLine.arguments[1])
 try RunPlan.validate(config, recording: RecordingOptions(), checkpointEvery: 1, out: out)
-let plan = RunPlan(config: config, initial: TaskGenerator.generate(config), checkpointEvery: 1, initSource: "seed 1")
+let plan = RunPlan(config: config, initial: try TaskGenerator.generate(config), checkpointEvery: 1, initSource: "seed 1")
 var losses: [Double] = []
 let summary = try plan.run(in: try RunFolder(out, replace: false), RunControl(onIteration: { losses.append($0.loss) }))
 print("consumer: \(summary.outcome), \(summary.completedIterations) iterations, losses \(losses)")

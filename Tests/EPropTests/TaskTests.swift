@@ -7,7 +7,7 @@ final class TaskTests: XCTestCase {
     /// bit for bit and its target to rounding (numpy's and glibc's sin may differ in the last bit).
     func testSineWavesReproducesNESTTestNetwork() throws {
         let dir = referenceDir.deletingLastPathComponent().appendingPathComponent("nest-3.10-sine-waves-seed1-iter3")
-        let g = TaskGenerator.generate(TrainingConfig.defaults(for: .sineWaves))
+        let g = try TaskGenerator.generate(TrainingConfig.defaults(for: .sineWaves))
         for (m, name) in [(g.wInRec, "w_in_rec_init"), (g.wRecRec, "w_rec_rec_init"), (g.wRecOut, "w_rec_out_init"), (g.wOutRecFeedback, "w_out_rec_feedback"), (g.inputSpikes, "input_spike_bool_seq")] {
             let ref = try NPY.read(dir.appendingPathComponent("\(name).npy"))
             XCTAssertEqual([m.rows, m.cols], ref.shape, name)
@@ -23,7 +23,7 @@ final class TaskTests: XCTestCase {
     func testEvidenceAccumulationTrials() throws {
         var c = TrainingConfig.defaults(for: .evidenceAccumulation)
         c.optimizer.batchSize = 4
-        let g = TaskGenerator.generate(c)
+        let g = try TaskGenerator.generate(c)
         let trials = (0..<12).map { g.patterns.sequence($0) }
         for t in trials {
             XCTAssertEqual([t.input.rows, t.input.cols, t.target.rows], [40, 2250, 2])
@@ -34,14 +34,14 @@ final class TaskTests: XCTestCase {
         }
         XCTAssertGreaterThan(Set(trials.map { $0.target[1, 0] }).count, 1, "both classes occur")
         let state = try XCTUnwrap(g.patterns.generatorState(atBatch: 2))
-        let again = TaskGenerator.generate(c)
+        let again = try TaskGenerator.generate(c)
         again.patterns.restoreGenerator(state)
         XCTAssertEqual(again.patterns.sequence(8).input.flat(), trials[8].input.flat())
     }
 
     /// Cross entropy, mixed LIF/ALIF and symmetric feedback: both gradient methods agree, and B
     /// follows the readout weights.
-    func testClassificationGradientsAgreeAndSymmetricFeedbackFollowsReadout() {
+    func testClassificationGradientsAgreeAndSymmetricFeedbackFollowsReadout() throws {
         var c = TrainingConfig.defaults(for: .evidenceAccumulation)
         (c.nRec, c.sequence, c.learningWindow, c.optimizer.batchSize, c.iterations, c.precision) = (30, 600, 150, 3, 2, .double)
         (c.feedback, c.recurrent.nAdaptive) = (.symmetric, 15)
@@ -49,7 +49,7 @@ final class TaskTests: XCTestCase {
         var grads: [[Double]] = []
         for method in [GradientMethod.adjoint, .traces] {
             c.gradient = method
-            let t = Trainer<Double>(config: c, initial: TaskGenerator.generate(c))
+            let t = Trainer<Double>(config: c, initial: try TaskGenerator.generate(c))
             t.step()
             XCTAssertNotNil(t.results[0].accuracy)
             grads.append(t.gradients.all.flatMap { $0.flat() })

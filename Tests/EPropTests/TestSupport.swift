@@ -137,3 +137,79 @@ func fillWhileStopped(_ disk: URL, _ pid: pid_t) throws {
     try FileManager.default.removeItem(at: reserve)
     kill(pid, SIGCONT)
 }
+
+/// Test data files that ship with the repository (`Tests/EPropTests/Fixtures`).
+let fixturesDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+/// A `.npy` file's bytes with any dtype string (NPY.encode covers only the engine's dtypes).
+func npyBytes(_ descr: String, shape: [Int], body: [UInt8]) -> Data {
+    let shapeText = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
+    var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shapeText), }"
+    header += String(repeating: " ", count: (64 - (10 + header.utf8.count + 1) % 64) % 64) + "\n"
+    let n = header.utf8.count
+    return Data([0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 1, 0, UInt8(n & 0xff), UInt8(n >> 8)] + Array(header.utf8) + body)
+}
+
+/// Integers as the little-endian bytes of a `.npy` member of `width` bytes.
+func npyIntegers(_ values: [Int], signed: Bool = true, width: Int = 4) -> Data {
+    let body = values.flatMap { v in (0..<width).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
+    return npyBytes("\(width == 1 ? "|" : "<")\(signed ? "i" : "u")\(width)", shape: [values.count], body: body)
+}
+
+/// A 0-dimensional `.npy` of one int64 or float64.
+func npyScalar(_ v: Double, float: Bool = false) -> Data {
+    let bits = float ? v.bitPattern : UInt64(bitPattern: Int64(v))
+    return npyBytes(float ? "<f8" : "<i8", shape: [], body: (0..<8).map { UInt8(truncatingIfNeeded: bits >> (8 * UInt64($0))) })
+}
+
+/// Writes a ZIP archive of stored members as `numpy.savez` does (CRC-32 included, so numpy
+/// reads it too); `method` other than 0 marks the members compressed (to test the refusal).
+func writeNPZ(_ url: URL, _ members: [(name: String, data: Data)], method: UInt16 = 0) throws {
+    func crc32(_ d: Data) -> UInt32 {
+        var c: UInt32 = 0xFFFF_FFFF
+        for b in d {
+            c ^= UInt32(b)
+            for _ in 0..<8 { c = (c >> 1) ^ (0xEDB8_8320 & (0 &- (c & 1))) }
+        }
+        return ~c
+    }
+    func le(_ v: Int, _ n: Int) -> [UInt8] { (0..<n).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
+    var out = Data(), directory = Data()
+    for (name, data) in members {
+        let file = Array((name + ".npy").utf8), crc = Int(crc32(data)), offset = out.count
+        let common = le(20, 2) + le(0, 2) + le(Int(method), 2) + le(0, 4) + le(crc, 4) + le(data.count, 4) + le(data.count, 4) + le(file.count, 2) + le(0, 2)
+        out += le(0x0403_4b50, 4) + common + file
+        out += data
+        directory += le(0x0201_4b50, 4) + le(20, 2) + common + le(0, 2) + le(0, 2) + le(0, 2) + le(0, 4) + le(offset, 4) + file
+    }
+    let dirOffset = out.count
+    out += directory
+    out += le(0x0605_4b50, 4) + le(0, 4) + le(members.count, 2) + le(members.count, 2) + le(directory.count, 4) + le(dirOffset, 4) + le(0, 2)
+    try out.write(to: url)
+}
+
+/// One labelled sample of an event dataset: time steps, channels, class.
+typealias EventSample = (times: [Int], units: [Int], label: Int)
+
+/// The members of an event-list archive (docs/event-format.md) holding `samples`.
+func eventMembers(_ samples: [EventSample], nIn: Int, nClasses: Int, sequence: Int) -> [(name: String, data: Data)] {
+    var offsets = [0]
+    for s in samples { offsets.append(offsets.last! + s.times.count) }
+    return [("times", npyIntegers(samples.flatMap(\.times))), ("units", npyIntegers(samples.flatMap(\.units), signed: false, width: 2)),
+            ("offsets", npyIntegers(offsets, width: 8)), ("labels", npyIntegers(samples.map(\.label), width: 1)),
+            ("n_in", npyScalar(Double(nIn))), ("n_classes", npyScalar(Double(nClasses))), ("sequence", npyScalar(Double(sequence))),
+            ("dt_ms", npyScalar(1, float: true))]
+}
+
+/// A separable toy classification set: class c drives channels c*4 ..< c*4+4 at 20 % per step,
+/// the other channels fire at 2 %; drawn from `seed` (numpy's generator, reproducible).
+func toyEvents(samples K: Int, classes C: Int = 3, sequence T: Int = 40, seed: UInt32) -> [EventSample] {
+    var rng = NumpyRandomState(seed: seed)
+    let nIn = 4 * C
+    return (0..<K).map { k in
+        let c = k % C
+        var times: [Int] = [], units: [Int] = []
+        for s in 1..<T { for i in 0..<nIn where rng.uniform() < (i / 4 == c ? 0.2 : 0.02) { times.append(s); units.append(i) } }
+        return (times, units, c)
+    }
+}
