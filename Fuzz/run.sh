@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 seconds="${1:-600}"; shift || true
-targets=("${@:-npy init checkpoint}")
+targets=("${@:-npy init checkpoint events}")
 mkdir -p .build-fuzz
 # The engine's release flags, as Package.swift sets them: -O, plus the AVX2/FMA target on x86-64
 # unless EPROP_DENSE_PORTABLE=1 (bounds and overflow checks stay on, as in the shipped build).

@@ -493,12 +493,60 @@ def plot_weight_matrices(run):
 
 
 # ---------------------------------------------------------------------------------------------
+# Held-out evaluation: accuracy over training and the last confusion matrix
+
+
+def plot_evaluation(run):
+    run = _as_run(run)
+    if not run.has("evaluation.csv"):
+        raise NotRecorded("no held-out split evaluated (run with --test-data)")
+    table = np.genfromtxt(os.path.join(run.path, "evaluation.csv"), delimiter=",", names=True, ndmin=1)
+    confusion = run.load("confusion_matrix.npy", "the evaluation figure")[-1]  # [C, C]: row = class, column = class given
+    fig, (ax, ax_cm) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=DPI, gridspec_kw={"width_ratios": [1.3, 1]})
+    if run.has("accuracy.npy"):
+        train = run.load("accuracy.npy")
+        iters = np.arange(1, len(train) + 1)
+        ax.plot(iters, train, c=BLUE, alpha=0.35, lw=0.8, label="training batch")
+        window = max(1, len(train) // 20)
+        if window > 1:
+            smooth = np.convolve(train, np.ones(window) / window, mode="valid")
+            ax.plot(iters[window - 1:], smooth, c=BLUE, lw=1.5, label=f"training, mean of {window}")
+    ax.plot(table["iteration"], table["accuracy"], c=RED, marker="o", ms=4, label=f"held-out ({int(table['samples'][-1])} samples)")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("training iteration")
+    ax.set_ylabel("accuracy (fraction)")
+    ax.set_title(f"accuracy; last held-out {table['accuracy'][-1]:.3f}", fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    rows = confusion.sum(axis=1, keepdims=True)
+    shares = np.divide(confusion, rows, out=np.zeros(confusion.shape), where=rows > 0)
+    image = ax_cm.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    C = confusion.shape[0]
+    if C <= 12:
+        for i in range(C):
+            for j in range(C):
+                ax_cm.text(j, i, int(confusion[i, j]), ha="center", va="center", fontsize=7,
+                           color="white" if shares[i, j] > 0.6 else "black")
+    ticks = range(C) if C <= 20 else range(0, C, max(1, C // 10))
+    ax_cm.set_xticks(ticks)
+    ax_cm.set_yticks(ticks)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax_cm.set_xlabel("class given")
+    ax_cm.set_ylabel("class")
+    ax_cm.set_title(f"confusion after iteration {int(table['iteration'][-1])} (row shares, counts)", fontsize=10)
+    fig.colorbar(image, ax=ax_cm, fraction=0.046, label="share of the class")
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
 # All figures
 
 
 def figures(run):
     """(file stem, function making the figure) for every figure, in the tutorial's order."""
     run = _as_run(run)
+    if run.has("evaluation.csv") and not run.has("loss.npy"):  # an evaluation-only folder (--evaluate)
+        return [("evaluation", lambda: plot_evaluation(run))]
 
     def dynamics(which):
         def make():
@@ -513,6 +561,7 @@ def figures(run):
         ("dynamics_last", dynamics("last")),
         ("weight_time_courses", lambda: plot_weight_time_courses(run)),
         ("weight_matrices", lambda: plot_weight_matrices(run)),
+        ("evaluation", lambda: plot_evaluation(run)),
     ]
 
 

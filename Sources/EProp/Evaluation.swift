@@ -94,8 +94,7 @@ public final class Evaluator<S: Scalar>: @unchecked Sendable {
         // Regression: the tutorial's sum over steps; cross entropy: NEST's mean over the window.
         let lossScale = config.readout.loss == .crossEntropy ? Double(config.resolvedLearningWindow) : 1
         for b in 0..<seq.batch {
-            let p = patterns.sequence(first + b)
-            seq.setSequence(b, input: p.input, target: p.target)
+            patterns.load(first + b, into: seq, row: b)
             seq.isFirstOfRun.p[b] = 0
         }
         seq.forward(net, learningWindow: config.resolvedLearningWindow, kernel: config.kernel)

@@ -112,18 +112,28 @@ public final class EventDataset: @unchecked Sendable {
     /// longer be read as it was when opened.
     public func load(_ k: Int, into input: Matrix<Double>) throws -> Int {
         precondition(input.rows == nIn && input.cols == steps)
+        let e = try events(k)
+        for i in 0..<input.count { input.p[i] = 0 }
+        for (s, i) in zip(e.times, e.units) { input[i, s] = 1 }
+        return labels[k]
+    }
+
+    /// Sample k's events, time steps (in `1 ..< steps`, non-decreasing) and channels (in
+    /// `0 ..< nIn`), read from the file. Throws only if the file can no longer be read as it
+    /// was when opened.
+    public func events(_ k: Int) throws -> (times: [Int], units: [Int]) {
         let range = Int(offsets[k])..<Int(offsets[k + 1])
         var t: [Int64] = [], u: [Int64] = []
         try file.readIntegers(times, range, into: &t, name: "times")
         try file.readIntegers(units, range, into: &u, name: "units")
-        for i in 0..<input.count { input.p[i] = 0 }
+        var previous: Int64 = 1
         for (s, i) in zip(t, u) {
-            guard s >= 1 && s < Int64(steps) && i >= 0 && i < Int64(nIn) else {
-                throw NPYError(path: url.path, reason: "sample \(k) changed since the file was opened (an event outside the declared ranges)")
+            guard s >= previous && s < Int64(steps) && i >= 0 && i < Int64(nIn) else {
+                throw NPYError(path: url.path, reason: "sample \(k) changed since the file was opened (an event outside the declared ranges or out of order)")
             }
-            input[Int(i), Int(s)] = 1
+            previous = s
         }
-        return labels[k]
+        return (t.map(Int.init), u.map(Int.init))
     }
 }
 

@@ -29,8 +29,7 @@ public struct MissingLastTerm: Sendable {
     /// inputs of `patterns` that spike at step 1 of each one's successor.
     static func of(_ patterns: Patterns, first: Int, count: Int, total: Int) -> MissingLastTerm {
         let inputs = (first..<(first + count)).map { k -> [Int] in
-            let next = patterns.sequence(k + 1).input
-            return (0..<patterns.nIn).filter { next[$0, 1] != 0 }
+            return patterns.spikingInputs(k + 1, atStep: 1)
         }
         let last = total - 1 - first
         return MissingLastTerm(inputs: inputs, lastOfRun: (0..<count).contains(last) && !inputs[last].isEmpty ? last : nil)

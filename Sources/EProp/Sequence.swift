@@ -147,6 +147,32 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
         }
     }
 
+    /// Loads sequence b from an event list: input spikes at (step, channel), steps in
+    /// `1 ..< T` (step 0 carries no input), several events of one channel in one step being
+    /// one spike; the target is class `label` (one-hot) at every step. Equal to `setSequence`
+    /// with the dense pattern (the same `x`, spike lists ascending, target).
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
+    public func setSequence(_ b: Int, events: (times: [Int], units: [Int]), label: Int) {
+        for s in 0..<steps {
+            let r = s * batch + b, xr = x.row(r), yr = target.row(r)
+            for i in 0..<nIn { xr[i] = 0 }
+            for k in 0..<nOut { yr[k] = k == label ? 1 : 0 }
+            inputSpikes.count[r] = 0
+        }
+        for (s, i) in zip(events.times, events.units) where s > 0 {
+            let r = s * batch + b
+            guard x[r, i] == 0 else { continue }
+            x[r, i] = 1
+            inputSpikes.index[r * nIn + inputSpikes.count[r]] = Int32(i)
+            inputSpikes.count[r] += 1
+        }
+        for s in 1..<steps where inputSpikes.count[s * batch + b] > 1 {
+            var list = inputSpikes.row(s * batch + b)
+            list.sort()
+        }
+    }
+
     /// Cross entropy: the class sequence b is given (the readout with the largest mean softmax
     /// output over the learning window, the first of equals), and its target's class.
     public func predictedClass(_ b: Int) -> Int { argmax(windowSum, b) }

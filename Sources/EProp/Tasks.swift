@@ -75,6 +75,37 @@ public final class Patterns: @unchecked Sendable {
         return order!.samples[k % d.count]
     }
 
+    /// Loads sequence k into row b of `seq` (input spikes, target); a dataset's sample goes in
+    /// straight from its event list, without a dense copy.
+    public func load<S: Scalar>(_ k: Int, into seq: SequenceBuffers<S>, row b: Int) {
+        guard let d = dataset else {
+            let p = sequence(k)
+            return seq.setSequence(b, input: p.input, target: p.target)
+        }
+        let i = sampleIndex(k)
+        seq.setSequence(b, events: events(i, of: d), label: d.labels[i])
+    }
+
+    /// The inputs that spike at step s of sequence k, ascending.
+    func spikingInputs(_ k: Int, atStep s: Int) -> [Int] {
+        guard let d = dataset else {
+            let input = sequence(k).input
+            return (0..<nIn).filter { input[$0, s] != 0 }
+        }
+        let e = events(sampleIndex(k), of: d)
+        return Set(zip(e.times, e.units).filter { $0.0 == s }.map(\.1)).sorted()
+    }
+
+    /// Sample i's events; none if it cannot be read (reported in `readFailure`).
+    private func events(_ i: Int, of d: EventDataset) -> (times: [Int], units: [Int]) {
+        do { return try d.events(i) } catch {
+            lock.lock()
+            if readFailure == nil { readFailure = "\(error)" }
+            lock.unlock()
+            return ([], [])
+        }
+    }
+
     /// Sample i of the dataset as a dense input and a one-hot target; an unreadable sample
     /// (the file changed during the run) gives no input and is reported in `readFailure`.
     private func sample(_ i: Int, of d: EventDataset) -> (input: Matrix<Double>, target: Matrix<Double>) {

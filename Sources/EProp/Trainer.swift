@@ -169,8 +169,7 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         let B = config.optimizer.batchSize, patterns = initial.patterns
         for b in 0..<seq.batch {
             if !patterns.isFrozen {  // frozen patterns were loaded when the buffers were made
-                let p = patterns.sequence(iteration * B + first + b)
-                seq.setSequence(b, input: p.input, target: p.target)
+                patterns.load(iteration * B + first + b, into: seq, row: b)
             }
             seq.isFirstOfRun.p[b] = (iteration == 0 && first + b == 0) ? 1 : 0
         }

@@ -104,6 +104,33 @@ final class EventDataTests: XCTestCase {
         return c
     }
 
+    /// A sample loaded straight from its event list (repeated events, channels out of order
+    /// within a step) simulates exactly as its dense pattern does.
+    func testEventListLoadEqualsDenseLoad() throws {
+        let d = try EventDataset(try write([([1, 1, 1, 2, 3, 3, 5, 5], [4, 0, 4, 9, 2, 1, 11, 0], 2), ([2], [3], 0)], sequence: 6))
+        let c = config(samples: d)
+        let initial = try TaskGenerator.generate(c, dataset: d)
+        let net = Network<Double>(initial, config: c)
+        let viaEvents = SequenceBuffers<Double>(batch: 2, steps: 6, nIn: 12, nRec: c.nRec, nOut: 3)
+        let viaDense = SequenceBuffers<Double>(batch: 2, steps: 6, nIn: 12, nRec: c.nRec, nOut: 3)
+        let patterns = Patterns(dataset: d, shuffleSeed: nil)
+        for b in 0..<2 {
+            for seq in [viaEvents, viaDense] { seq.lossFunction = .crossEntropy }
+            patterns.load(b, into: viaEvents, row: b)
+            let p = patterns.sequence(b)
+            viaDense.setSequence(b, input: p.input, target: p.target)
+        }
+        XCTAssertEqual(viaEvents.x.flat(), viaDense.x.flat())
+        XCTAssertEqual(viaEvents.target.flat(), viaDense.target.flat())
+        // Strong weights so that the input spikes make recurrent spikes within 6 steps.
+        for i in 0..<net.wIn.count { net.wIn.p[i] = 1 }
+        for seq in [viaEvents, viaDense] { seq.forward(net, learningWindow: 6, kernel: .sparse) }
+        XCTAssertGreaterThan(viaDense.z.flat().reduce(0, +), 0, "the test needs recurrent spikes")
+        XCTAssertEqual(viaEvents.z.flat(), viaDense.z.flat())
+        XCTAssertEqual(viaEvents.u.flat(), viaDense.u.flat())
+        XCTAssertEqual(viaEvents.loss, viaDense.loss)
+    }
+
     /// Each epoch visits every sample once, in an order fixed by the seed and the epoch.
     func testEveryEpochVisitsEverySampleOnceInASeededOrder() throws {
         let d = try EventDataset(try write(toyEvents(samples: 13, seed: 2)))

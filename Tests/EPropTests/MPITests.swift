@@ -55,6 +55,25 @@ final class MPITests: XCTestCase {
         }
     }
 
+    /// An event dataset (samples read by every rank, shuffled per epoch) with held-out
+    /// evaluations on rank 0: the same bits as one process, evaluations included.
+    func testEventDatasetWithEvaluationGivesTheSameBitsOnTwoRanks() throws {
+        let train = tmp.appendingPathComponent("train.npz"), test = tmp.appendingPathComponent("test.npz")
+        try writeNPZ(train, eventMembers(toyEvents(samples: 30, seed: 11), nIn: 12, nClasses: 3, sequence: 40))
+        try writeNPZ(test, eventMembers(toyEvents(samples: 13, seed: 12), nIn: 12, nClasses: 3, sequence: 40))
+        let args = ["--train-data", train.path, "--test-data", test.path, "--evaluate-every", "2", "--batch-size", "20", "--iterations", "4",
+                    "--n-rec", "20", "--checkpoint-every", "2", "--quiet"]
+        let single = tmp.appendingPathComponent("events-single"), two = tmp.appendingPathComponent("events-np2")
+        let r = try runCLI(args + ["--out", single.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let m = try runMPI([(2, args + ["--out", two.path])])
+        XCTAssertEqual(m.status, 0, m.output)
+        try assertSameOutputs(single, two, "event dataset, 2 ranks")
+        for f in ["confusion_matrix.npy", "accuracy_per_class.npy"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: two.appendingPathComponent(f).path), f)
+        }
+    }
+
     func testResumeWithAnotherRankCountEqualsStraightRun() throws {
         let network = ["--task", "evidence-accumulation", "--batch-size", "24", "--n-rec", "30", "--n-adaptive", "15", "--quiet", "--record-iterations", "none", "--checkpoint-every", "2"]
         let resumed = tmp.appendingPathComponent("resumed"), straight = tmp.appendingPathComponent("straight")
