@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Create (or refresh) the project's Python environment at <repo>/.venv with NEST 3.10,
-# numpy, matplotlib and JAX (the autodiff reference of the BPTT check). Safe to run repeatedly: an existing venv is reused and pip only
+# numpy, matplotlib, JAX (the autodiff reference of the BPTT check), h5py (the SHD converter) and
+# scikit-learn (its 8x8 digits, the offline event-dataset demonstration). Safe to run repeatedly: an existing venv is reused and pip only
 # installs what is missing. Used by notebooks-data/crossval/ (NEST export + cross-validation).
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO_ROOT/.venv"
 PYTHON="${PYTHON:-python3}"
-PACKAGES=(nest-simulator==3.10.0 numpy matplotlib nbclient nbformat ipykernel "jax[cpu]")
+PACKAGES=(nest-simulator==3.10.0 numpy matplotlib nbclient nbformat ipykernel "jax[cpu]" h5py scikit-learn)
 
 die() { echo "setup-python.sh: error: $*" >&2; exit 1; }
 
@@ -23,6 +24,7 @@ if "$VENV/bin/python" - <<'PY' 2>/dev/null
 import importlib.metadata as md, sys
 ok = md.version("nest-simulator") == "3.10.0"
 md.version("numpy"); md.version("matplotlib"); md.version("nbclient"); md.version("nbformat"); md.version("ipykernel"); md.version("jax")
+md.version("h5py"); md.version("scikit-learn")
 sys.exit(0 if ok else 1)
 PY
 then

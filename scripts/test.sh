@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command: the Swift tests in release (the shipped flags) and in debug
 # (preconditions and assertions on), the check that another package can depend on EProp by
-# version, the build without Open MPI, then the live cross-validation against NEST 3.10 (short form) and the tutorial notebook
-# when the Python environment exists (scripts/setup.sh creates it).
+# version, the build without Open MPI, then the live cross-validation against NEST 3.10 (short form), the
+# dataset converters' tests, the offline event-dataset demonstration (digits, a held-out accuracy floor)
+# and the tutorial notebook when the Python environment exists (scripts/setup.sh creates it).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # With Open MPI's development files the build is MPI-enabled, and the MPI tests must run.
@@ -16,6 +17,8 @@ bash scripts/check-without-mpi.sh
 if [ -x .venv/bin/python ]; then
     .venv/bin/python notebooks-data/crossval/crossval.py --quick
     .venv/bin/python notebooks-data/crossval/crossval.py --bptt
+    .venv/bin/python -m unittest discover -s notebooks-data/tests
+    bash notebooks-data/digits_demo.sh "$(mktemp -d)/digits"
     bash notebooks-data/check_notebook.sh
 else
     echo "test.sh: .venv missing, live NEST cross-validation skipped (run scripts/setup.sh)" >&2

@@ -30,7 +30,8 @@ public struct Evaluation: Codable, Sendable, Equatable {
 /// buffers are made once and reused by every evaluation.
 public final class Evaluator<S: Scalar>: @unchecked Sendable {
     public let patterns: Patterns
-    /// Samples in the split (each evaluated once, in the split's order).
+    /// Samples in the split (each evaluated once, in the split's order): a dataset's samples or
+    /// the stored patterns.
     public let samples: Int
     let config: TrainingConfig
     /// `[threads]` buffers of `shardSize` sequences, and one for the last, shorter chunk.
@@ -40,10 +41,10 @@ public final class Evaluator<S: Scalar>: @unchecked Sendable {
     private let lossOf: UnsafeMutablePointer<Double>
     private let truth: UnsafeMutablePointer<Int>, given: UnsafeMutablePointer<Int>
 
-    public init(config: TrainingConfig, patterns: Patterns, samples: Int) {
-        precondition(samples >= 1)
+    public init(config: TrainingConfig, patterns: Patterns) {
         self.config = config
         self.patterns = patterns
+        let samples = patterns.dataset?.count ?? patterns.count
         self.samples = samples
         let chunk = Trainer<S>.shardSize
         let (nIn, nRec, nOut, T) = (patterns.nIn, config.nRec, patterns.nOut, patterns.steps)
@@ -129,7 +130,7 @@ extension Evaluation {
         let patterns = Patterns(dataset: test, shuffleSeed: nil)
         let initial = try NESTExport.load(runFolder, patterns: patterns, weights: "final")
         func run<S: Scalar>(_: S.Type) -> Evaluation {
-            Evaluator<S>(config: config, patterns: patterns, samples: test.count)
+            Evaluator<S>(config: config, patterns: patterns)
                 .evaluate(Network<S>(initial, config: config), iteration: record.completed_iterations)
         }
         let e = config.precision == .float ? run(Float.self) : run(Double.self)

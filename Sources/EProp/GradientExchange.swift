@@ -101,7 +101,7 @@ final class GradientExchange<S: Scalar>: @unchecked Sendable {
         }
         let local = shard - owned.lowerBound
         var m = 0, mStart = 0  // the matrix holding element `e`, and its first element
-        for (q, slice) in slices.enumerated() {
+        for slice in slices {
             let dst = send + owned.count * slice.lowerBound + local * slice.count
             var e = slice.lowerBound
             while e < min(slice.upperBound, vectorLength) {

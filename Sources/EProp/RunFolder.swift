@@ -24,7 +24,7 @@ public final class RunFolder {
     /// The files a run writes, which a replacing run can write again: `.npy` arrays, figures,
     /// `run.json`, `loss.csv` and the checkpoint folder.
     public static func isRunOutput(_ name: String) -> Bool {
-        name.hasSuffix(".npy") || name.hasSuffix(".png") || ["run.json", "loss.csv", "checkpoint"].contains(name)
+        name.hasSuffix(".npy") || name.hasSuffix(".png") || ["run.json", "loss.csv", "checkpoint", "evaluation.csv", "evaluation.json"].contains(name)
     }
 
     /// An existing run folder (for `--resume`): files are replaced in place, atomically. A
@@ -76,9 +76,10 @@ public final class RunFolder {
 
     deinit { if !committed { try? FileManager.default.removeItem(at: staging) } }
 
-    /// `--force` replaces only an eprop-dense run folder that holds nothing but run outputs.
+    /// `--force` replaces only an eprop-dense run folder (or evaluation folder) that holds
+    /// nothing but run outputs.
     private static func checkReplaceable(_ folder: URL, _ contents: [String]) throws {
-        let record = folder.appendingPathComponent("run.json")
+        let record = folder.appendingPathComponent(contents.contains("run.json") ? "run.json" : "evaluation.json")
         guard let data = try? Data(contentsOf: record),
               let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any], json["eprop_dense_version"] != nil
         else {

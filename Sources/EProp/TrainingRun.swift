@@ -151,7 +151,7 @@ public final class TrainingRun<S: Scalar> {
         self.plan = plan
         self.folder = folder
         trainer = Trainer<S>(config: plan.config, initial: plan.initial, recording: plan.recording, group: group)
-        evaluator = group.rank == 0 ? plan.test.map { Evaluator(config: plan.config, patterns: $0, samples: $0.dataset?.count ?? $0.count) } : nil
+        evaluator = group.rank == 0 ? plan.test.map { Evaluator(config: plan.config, patterns: $0) } : nil
         if let resumed = plan.resumedFrom { try Checkpoint.restore(trainer, from: resumed) }
     }
 

@@ -166,9 +166,9 @@ final class EventDataTests: XCTestCase {
         var c = config(samples: trainSet, iterations: 6)
         let trainer = train(Double.self, c, try TaskGenerator.generate(c, dataset: trainSet))
         let patterns = Patterns(dataset: test, shuffleSeed: nil)
-        let one = Evaluator<Double>(config: c, patterns: patterns, samples: 21).evaluate(trainer.net, iteration: 6)
+        let one = Evaluator<Double>(config: c, patterns: patterns).evaluate(trainer.net, iteration: 6)
         c.threads = 2
-        let two = Evaluator<Double>(config: c, patterns: patterns, samples: 21).evaluate(trainer.net, iteration: 6)
+        let two = Evaluator<Double>(config: c, patterns: patterns).evaluate(trainer.net, iteration: 6)
         XCTAssertEqual([one.loss, one.accuracy], [two.loss, two.accuracy])
         XCTAssertEqual(one.confusion, two.confusion)
         XCTAssertEqual(one.confusion.flatMap { $0 }.reduce(0, +), 21)
