@@ -251,6 +251,10 @@ public struct EPropDense: ParsableCommand {
     private func train(_ plan: RunPlan, in folder: RunFolder?, group: any ProcessGroup) throws {
         Interruption.install()
         let quiet = output.quiet || group.rank != 0
+        if let d = plan.initial.patterns.dataset, d.dtMs != 1, group.rank == 0 {
+            FileHandle.standardError.write(Data(String(format: "note: %@ has %g ms bins; eprop-dense simulates one bin per step with its time constants in steps of 1 ms, so tau_m %g ms spans %g ms of the recording\n",
+                                                        d.url.path, d.dtMs, plan.config.recurrent.tauMMean, plan.config.recurrent.tauMMean * d.dtMs).utf8))
+        }
         let progress = Progress(total: plan.config.iterations, enabled: !quiet)
         let control = RunControl(
             stopRequested: { Interruption.received },
