@@ -11,30 +11,38 @@ public enum Resources {
         let scalar = c.precision == .float ? 4.0 : 8.0
         let (nIn, nRec, nOut, T) = (Double(c.nIn), Double(c.nRec), Double(c.nOut), Double(c.sequence))
         let B = Double(c.optimizer.batchSize)
-        let shards = (B / Double(Trainer<Float>.shardSize)).rounded(.up)
+        let shardSize = Double(Trainer<Float>.shardSize)
+        let shards = (B / shardSize).rounded(.up)
+        // Sequences with histories in memory at once: one workspace of a full shard per worker,
+        // and one for a shorter last shard (Trainer's workspaces).
+        let full = (B / shardSize).rounded(.down), tail = B - full * shardSize
+        let workspaces = min(Double(c.threads), full) + (tail > 0 ? 1 : 0)
+        let resident = min(Double(c.threads), full) * shardSize + tail
         let nRecord = Double(min(r.nRecord, c.nRec))
         let w = nRec * (nIn + nRec) + nOut * nRec  // weights of the three trained matrices
         // Per sequence and step: x, target, z, psi, L, u, err, errBar, the W~ history (BLAS
         // kernel), the recorded v and a (scalars); the spike lists (Int32 indices, Int counts).
         let wTilde = (c.kernel == .blas && c.gradient == .adjoint) || c.gradient == .bptt ? nRec : 0  // W~ or dE/dI history
         let perStep = (nIn + 3 * nOut + 3 * nRec + wTilde + 2 * nRecord) * scalar + (nIn + nRec) * 4 + 16
-        // Per shard: gradients, the sparse accumulators G_in^T and G_rec^T, trace matrices, and
-        // their allocation overhead (120 kB per shard, above what was measured with --batch-size 20000 --sequence 2).
+        // Per shard its gradient; per workspace the sparse accumulators G_in^T and G_rec^T, trace
+        // matrices, and their allocation overhead (120 kB, above what was measured with
+        // --batch-size 20000 --sequence 2).
         let traces = c.gradient == .traces ? 5 * nRec * (nIn + nRec) : 0
-        let comparison = c.compareGradients ? B * T * nRec * scalar : 0  // BPTT's dE/dI history
-        let perShard = (w + nRec * (nIn + nRec) + traces) * scalar + 120e3
+        let comparison = c.compareGradients ? resident * T * nRec * scalar : 0  // BPTT's dE/dI history
+        let perShard = w * scalar
+        let perWorkspace = (nRec * (nIn + nRec) + traces) * scalar + 120e3
         // Weights, their transposes, Adam's moments, the batch gradient, the last iteration's
         // continuation (gradient and weights), the last finite weights.
         let global = w * scalar * (1 + 1 + (c.optimizer.kind == .adam ? 2 : 0) + 1 + 2 + 1) + w * scalar  // + last shard's term
-        // Patterns in double: generated trials keep up to three batches of [n_in + n_out, T]; a
-        // dataset sample is made dense while it is loaded (one per evaluation worker at a time).
-        let patterns = (c.task == .evidenceAccumulation ? 3 * B : 1) * (nIn + nOut) * T * 8
+        // Patterns: one dense pattern in double ([n_in + n_out, T]); generated trials keep up to
+        // three batches of input spikes, a byte a step and input.
+        let patterns = (nIn + nOut) * T * 8 + (c.task == .evidenceAccumulation ? 3 * B * nIn * T : 0)
         // Held-out evaluation: forward buffers of one shard per worker and one for the last chunk.
         let evaluation = c.testData == nil ? 0 : Double(c.threads + 1) * Double(Trainer<Float>.shardSize) * T * perStep
         let recordings = Double(r.iterations.count(total: c.iterations)) * B * recordedSequenceBytes(c, r)
         let baseline = 40e6
-        let comparisonPerShard = c.compareGradients ? (2 * w + nRec * (nIn + nRec)) * scalar : 0
-        return B * T * perStep + shards * (perShard + comparisonPerShard) + comparison + global + patterns + evaluation + recordings + baseline
+        let comparisonPerShard = c.compareGradients ? w * scalar : 0, comparisonPerWorkspace = c.compareGradients ? (w + nRec * (nIn + nRec)) * scalar : 0
+        return resident * T * perStep + shards * (perShard + comparisonPerShard) + workspaces * (perWorkspace + comparisonPerWorkspace) + comparison + global + patterns + evaluation + recordings + baseline
     }
 
     /// Bytes of the recordings of one sequence (in memory and on disk, double precision):

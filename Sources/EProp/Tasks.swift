@@ -249,9 +249,11 @@ public final class EvidenceAccumulationTrials: @unchecked Sendable {
     let spikeProb: Double
     static let (nCues, cue, spacing, recall, probGroup) = (7, 100, 50, 150, 0.3)
     private var rng: NumpyRandomState
+    /// A drawn trial: `[nIn * T]` input spikes (0/1, row-major `[nIn, T]`, a byte each) and its class.
+    typealias Trial = (input: [UInt8], label: Int)
     /// Index of the next batch to draw, and the batches drawn (at most two are kept).
     private var nextBatch = 0
-    private var drawn: [Int: (start: NumpyRandomState, trials: [(Matrix<Double>, Matrix<Double>)])] = [:]
+    private var drawn: [Int: (start: NumpyRandomState, trials: [Trial])] = [:]
 
     init(rng: NumpyRandomState, config c: TrainingConfig) {
         self.rng = rng
@@ -281,11 +283,14 @@ public final class EvidenceAccumulationTrials: @unchecked Sendable {
             drawn = drawn.filter { $0.key >= nextBatch - 2 }
         }
         let t = drawn[b]!.trials[k % batchSize]
-        return (t.0, t.1)
+        let input = Matrix<Double>(rows: nIn, cols: steps), target = Matrix<Double>(rows: nOut, cols: steps)
+        for i in 0..<t.input.count where t.input[i] != 0 { input.p[i] = 1 }
+        for s in 0..<steps { target[t.label, s] = 1 }
+        return (input, target)
     }
 
     /// `generate_evidence_accumulation_input_output` of NEST's example, draw for draw.
-    private func drawBatch() -> [(Matrix<Double>, Matrix<Double>)] {
+    private func drawBatch() -> [Trial] {
         let B = batchSize, T = steps, nPop = nIn / 4
         let probGroup = Double(Float(Self.probGroup)), probOther = Double(Float(1 - Self.probGroup))  // float32 in the script
         let side = (0..<B).map { _ in Int(rng.nextUInt32() & 1) }  // np.random.choice([0, 1], B)
@@ -295,7 +300,7 @@ public final class EvidenceAccumulationTrials: @unchecked Sendable {
             let cdf0 = p0 / (p0 + p1)
             return (0..<Self.nCues).map { _ in rng.uniform() >= cdf0 ? 1 : 0 }
         }
-        var trials: [(Matrix<Double>, Matrix<Double>)] = []
+        var trials: [Trial] = []
         var prob = [Double](repeating: 0, count: T * nIn)  // [T, nIn] spike probability of one trial
         for b in 0..<B {
             for i in 0..<prob.count { prob[i] = 0 }
@@ -306,13 +311,11 @@ public final class EvidenceAccumulationTrials: @unchecked Sendable {
             for s in max(T - Self.recall, 0)..<T { for i in (2 * nPop)..<(3 * nPop) { prob[s * nIn + i] = spikeProb } }
             for s in 0..<T { for i in (3 * nPop)..<nIn { prob[s * nIn + i] = spikeProb / 4 } }
             // input_spike_probs > rand(...) in C order (b, s, i), one draw per entry; no spike at step 0.
-            let input = Matrix<Double>(rows: nIn, cols: T), target = Matrix<Double>(rows: nOut, cols: T)
+            var input = [UInt8](repeating: 0, count: nIn * T)
             for s in 0..<T {
-                for i in 0..<nIn where prob[s * nIn + i] > rng.uniform() && s > 0 { input[i, s] = 1 }
+                for i in 0..<nIn where prob[s * nIn + i] > rng.uniform() && s > 0 { input[i * T + s] = 1 }
             }
-            let label = cues[b].reduce(0, +) > Self.nCues / 2 ? 1 : 0
-            for s in 0..<T { target[label, s] = 1 }
-            trials.append((input, target))
+            trials.append((input, cues[b].reduce(0, +) > Self.nCues / 2 ? 1 : 0))
         }
         return trials
     }

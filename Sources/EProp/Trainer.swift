@@ -27,14 +27,13 @@ public struct IterationResult: Codable, Sendable {
     public var exchangeSeconds: Double? = nil
 }
 
-/// A fixed group of consecutive sequences of a batch, simulated side by side by one worker with
-/// its own histories and gradient accumulator.
+/// A fixed group of consecutive sequences of a batch: its gradient (where the exchange sums it),
+/// NEST's left-out terms of its sequences. A worker simulates it in a `Workspace`.
 final class Shard<S: Scalar>: @unchecked Sendable {
-    /// The shard's index within the batch, and that of its first sequence.
+    /// The shard's index within the batch, its first sequence and its number of sequences.
     let index: Int
     let first: Int
-    let seq: SequenceBuffers<S>
-    let computer: any GradientComputer<S>
+    let size: Int
     /// Gradient summed over the shard's sequences.
     let gradients: Gradients<S>
     /// NEST's left-out L(T-1) terms of the current batch's sequences in this shard.
@@ -42,32 +41,49 @@ final class Shard<S: Scalar>: @unchecked Sendable {
     /// The left-out term of the run's last sequence on its own (when this shard holds it).
     let lastTerm: Gradients<S>
     /// With `compareGradients`: the BPTT gradient of the same sequences.
-    let bptt: (computer: BPTTGradient<S>, gradients: Gradients<S>)?
+    let bpttGradients: Gradients<S>?
 
     /// `storage`: where to accumulate the gradient vector in place (`GradientExchange`), if anywhere.
-    init(index: Int, size: Int, steps T: Int, config: TrainingConfig, net: Network<S>, nRecord: Int, initial: NetworkInit, isLast: Bool,
-         storage: (UnsafeMutablePointer<S>, owner: AnyObject)?) {
+    init(index: Int, size: Int, config: TrainingConfig, net: Network<S>, isLast: Bool, storage: (UnsafeMutablePointer<S>, owner: AnyObject)?) {
         self.index = index
+        self.size = size
         first = index * Trainer<S>.shardSize
         let (nIn, nRec, nOut) = (net.nIn, net.nRec, net.nOut), G = Gradients<S>.count(nIn: nIn, nRec: nRec, nOut: nOut)
-        gradients = storage.map { Gradients(nIn: nIn, nRec: nRec, nOut: nOut, viewing: $0.0, owner: $0.owner) } ?? Gradients(nIn: nIn, nRec: nRec, nOut: nOut)
-        // Only the batch's last shard can hold the run's last sequence.
-        lastTerm = isLast ? Gradients(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut) : Gradients(nIn: 0, nRec: 0, nOut: 0)
-        missingLastTerm = .none(batch: size)
-        switch config.gradient {
-        case .adjoint: computer = AdjointGradient(batch: size, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut, kernel: config.kernel)
-        case .traces: computer = TraceGradient(batch: size, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
-        case .bptt: computer = BPTTGradient(batch: size, steps: T, nIn: net.nIn, nRec: net.nRec, nOut: net.nOut, throughReset: config.bpttThroughReset)
+        func vector(at offset: Int) -> Gradients<S> {
+            storage.map { Gradients(nIn: nIn, nRec: nRec, nOut: nOut, viewing: $0.0 + offset, owner: $0.owner) } ?? Gradients(nIn: nIn, nRec: nRec, nOut: nOut)
         }
-        bptt = config.compareGradients
-            ? (BPTTGradient(batch: size, steps: T, nIn: nIn, nRec: nRec, nOut: nOut, throughReset: config.bpttThroughReset),
-               storage.map { Gradients(nIn: nIn, nRec: nRec, nOut: nOut, viewing: $0.0 + G, owner: $0.owner) } ?? Gradients(nIn: nIn, nRec: nRec, nOut: nOut))
-            : nil
-        seq = Trainer<S>.sequenceBuffers(batch: size, steps: T, config: config, net: net, nRecord: nRecord, initial: initial)
+        gradients = vector(at: 0)
+        // Only the batch's last shard can hold the run's last sequence.
+        lastTerm = isLast ? Gradients(nIn: nIn, nRec: nRec, nOut: nOut) : Gradients(nIn: 0, nRec: 0, nOut: 0)
+        missingLastTerm = .none(batch: size)
+        bpttGradients = config.compareGradients ? vector(at: G) : nil
     }
 
     /// The gradient vector that the exchange sums (`GradientExchange`).
-    var vector: [Matrix<S>] { gradients.all + (bptt?.gradients.all ?? []) }
+    var vector: [Matrix<S>] { gradients.all + (bpttGradients?.all ?? []) }
+}
+
+/// What a worker simulates a shard in: the histories of `batch` sequences and the gradient
+/// computers' buffers. A batch's shards share the workspaces, one per worker (and one for a
+/// shorter last shard), so memory grows with the threads, not with the batch.
+final class Workspace<S: Scalar>: @unchecked Sendable {
+    let seq: SequenceBuffers<S>
+    let computer: any GradientComputer<S>
+    /// With `compareGradients`: BPTT on the same sequences.
+    let bptt: BPTTGradient<S>?
+    /// The shard whose sequences `seq` holds now (-1: none), of the iteration `iteration`.
+    var holds = (shard: -1, iteration: -1)
+
+    init(batch size: Int, steps T: Int, config: TrainingConfig, net: Network<S>, nRecord: Int, initial: NetworkInit) {
+        let (nIn, nRec, nOut) = (net.nIn, net.nRec, net.nOut)
+        switch config.gradient {
+        case .adjoint: computer = AdjointGradient(batch: size, steps: T, nIn: nIn, nRec: nRec, nOut: nOut, kernel: config.kernel)
+        case .traces: computer = TraceGradient(batch: size, steps: T, nIn: nIn, nRec: nRec, nOut: nOut)
+        case .bptt: computer = BPTTGradient(batch: size, steps: T, nIn: nIn, nRec: nRec, nOut: nOut, throughReset: config.bpttThroughReset)
+        }
+        bptt = config.compareGradients ? BPTTGradient(batch: size, steps: T, nIn: nIn, nRec: nRec, nOut: nOut, throughReset: config.bpttThroughReset) : nil
+        seq = Trainer<S>.sequenceBuffers(batch: size, steps: T, config: config, net: net, nRecord: nRecord, initial: initial)
+    }
 }
 
 /// The numbers a shard reports of each of its sequences besides its gradient, in a record of
@@ -108,12 +124,12 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
     public let group: any ProcessGroup
     /// This process's shards of every batch.
     let shards: [Shard<S>]
+    /// One workspace per worker for full shards, and at most one for each shorter size (the
+    /// batch's last shard; on rank 0 also the other processes' shards it records).
+    private var workspaces: [Workspace<S>] = []
     let exchange: GradientExchange<S>
     /// NEST's L(T-1) term of the run's last sequence, from the process that simulates it.
     private let lastTerm: Gradients<S>
-    /// Rank 0's buffers for the other processes' shards, simulated again (forward only) to record
-    /// them; by shard size.
-    private var replay: [Int: SequenceBuffers<S>] = [:]
 
     public internal(set) var iteration = 0
     public internal(set) var results: [IterationResult] = []
@@ -140,8 +156,8 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
                                            outcomeStride: ShardOutcome.stride(nOut: nOut, shardSize: Self.shardSize))
         self.exchange = exchange
         shards = exchange.owned.map {
-            Shard(index: $0, size: min(Self.shardSize, B - $0 * Self.shardSize), steps: T, config: config, net: net, nRecord: recording.nRecord,
-                  initial: initial, isLast: $0 == shardCount - 1, storage: exchange.storage(ofShard: $0).map { ($0, exchange) })
+            Shard(index: $0, size: min(Self.shardSize, B - $0 * Self.shardSize), config: config, net: net,
+                  isLast: $0 == shardCount - 1, storage: exchange.storage(ofShard: $0).map { ($0, exchange) })
         }
         recorder = Recorder(recording, iterations: config.iterations, batch: B, steps: T, nIn: nIn, nRec: nRec, nOut: nOut)
         // The batch's sums, where the exchange leaves them.
@@ -150,6 +166,21 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         lastTerm = shards.last.flatMap { $0.index == shardCount - 1 ? $0.lastTerm : nil } ?? Gradients(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
         optimizer = Optimizer(config.optimizer)
         optimizerState = optimizer.initialState(sizes: net.trained.map(\.count))
+        let full = shards.filter { $0.size == Self.shardSize }.count
+        for _ in 0..<min(config.threads, full) { _ = addWorkspace(batch: Self.shardSize) }
+        for size in Set(shards.map(\.size)) where size != Self.shardSize { _ = addWorkspace(batch: size) }
+    }
+
+    private func addWorkspace(batch: Int) -> Workspace<S> {
+        let w = Workspace(batch: batch, steps: initial.steps, config: config, net: net, nRecord: recorder.nRecord, initial: initial)
+        workspaces.append(w)
+        return w
+    }
+
+    /// Worker w's workspace for `shard`: the w-th of its size.
+    private func workspace(for shard: Shard<S>, worker w: Int) -> Workspace<S> {
+        let fitting = workspaces.filter { $0.seq.batch == shard.size }
+        return fitting[w % fitting.count]
     }
 
     /// Buffers for `batch` sequences, holding the patterns already when they are frozen.
@@ -163,8 +194,8 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
     }
 
     /// Loads the sequences `first ..< first + seq.batch` of this batch into `seq`: their input
-    /// patterns and targets (unless frozen) and whether one starts the run. On the calling
-    /// thread only: generated trials are drawn in order.
+    /// patterns and targets (unless frozen) and whether one starts the run. Generated trials
+    /// must be drawn already (`prepareShards`).
     private func load(_ seq: SequenceBuffers<S>, first: Int) {
         let B = config.optimizer.batchSize, patterns = initial.patterns
         for b in 0..<seq.batch {
@@ -175,29 +206,32 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         }
     }
 
-    /// Loads this process's sequences of the batch and NEST's left-out L(T-1) terms of them.
-    private func loadShards() {
+    /// NEST's left-out L(T-1) terms of this process's sequences of the batch, and generated
+    /// trials drawn (in order, on this thread) before the workers load them.
+    private func prepareShards() {
         let B = config.optimizer.batchSize
         for shard in shards {
-            load(shard.seq, first: shard.first)
+            if initial.patterns.isGenerated { for b in 0..<shard.size { _ = initial.patterns.sequence(iteration * B + shard.first + b) } }
             shard.missingLastTerm = config.nestMissingLearningSignal && config.gradient != .bptt  // an e-prop artefact
-                ? MissingLastTerm.of(initial.patterns, first: iteration * B + shard.first, count: shard.seq.batch, total: config.iterations * B)
-                : .none(batch: shard.seq.batch)
+                ? MissingLastTerm.of(initial.patterns, first: iteration * B + shard.first, count: shard.size, total: config.iterations * B)
+                : .none(batch: shard.size)
         }
     }
 
-    /// Forward pass and gradient of one shard, deposited with its outcomes in the exchange (runs
-    /// on a worker thread).
+    /// Loads one shard into `workspace`, simulates it forward, computes its gradient and
+    /// deposits both with its outcomes in the exchange (runs on a worker thread).
     @_specialize(where S == Float)
     @_specialize(where S == Double)
-    private func simulate(_ shard: Shard<S>) {
-        let seq = shard.seq
+    private func simulate(_ shard: Shard<S>, in workspace: Workspace<S>) {
+        let seq = workspace.seq
+        load(seq, first: shard.first)
+        workspace.holds = (shard.index, iteration)
         seq.forward(net, learningWindow: config.resolvedLearningWindow, kernel: config.kernel)
         shard.gradients.zero()
         if shard.missingLastTerm.lastOfRun != nil { shard.lastTerm.zero() }
         let ctx = GradientContext(cReg: config.recurrent.cReg, missingLastTerm: shard.missingLastTerm, kernel: config.kernel)
-        shard.computer.accumulate(net, seq, ctx, into: shard.gradients, term: shard.lastTerm)
-        if let (computer, g) = shard.bptt {
+        workspace.computer.accumulate(net, seq, ctx, into: shard.gradients, term: shard.lastTerm)
+        if let computer = workspace.bptt, let g = shard.bpttGradients {
             g.zero()
             computer.accumulate(net, seq, ctx, into: g, term: shard.lastTerm)  // BPTT ignores the e-prop term
         }
@@ -221,13 +255,13 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         precondition(iteration < config.iterations, "the run has all \(config.iterations) iterations")
         let start = ContinuousClock.now
         let B = config.optimizer.batchSize, T = initial.steps, nOut = net.nOut
-        loadShards()
+        prepareShards()
         let workers = min(config.threads, shards.count)
         if workers <= 1 {
-            for shard in shards { simulate(shard) }
+            for shard in shards { simulate(shard, in: workspace(for: shard, worker: 0)) }
         } else {
             DispatchQueue.concurrentPerform(iterations: workers) { w in
-                for i in stride(from: w, to: shards.count, by: workers) { simulate(shards[i]) }
+                for i in stride(from: w, to: shards.count, by: workers) { simulate(shards[i], in: workspace(for: shards[i], worker: w)) }
             }
         }
         let exchangeStart = ContinuousClock.now
@@ -281,25 +315,24 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         return result
     }
 
-    /// Rank 0 hands every sequence of the batch to the recorder, in order. The other processes'
-    /// shards are simulated again here (forward only, same weights and inputs, so the same
-    /// spikes) when this iteration is recorded or the next one is (its first sequence needs the
-    /// learning signal of this batch's last).
+    /// Rank 0 hands every sequence of the batch to the recorder, in order. A shard whose
+    /// sequences no workspace holds any more (the workspace went on to a later shard, or another
+    /// process simulated it) is simulated again here, forward only with the same weights and
+    /// inputs, so with the same spikes, when this iteration is recorded or the next one is (its
+    /// first sequence needs the learning signal of this batch's last).
     private func record() {
-        let B = config.optimizer.batchSize, T = initial.steps
+        let B = config.optimizer.batchSize
         let replaying = recorder.isRecorded(iteration) || recorder.isRecorded(iteration + 1)
         for shard in 0..<exchange.shardCount {
-            let first = shard * Self.shardSize
+            let first = shard * Self.shardSize, size = min(Self.shardSize, B - first)
             let seq: SequenceBuffers<S>
-            if exchange.owned.contains(shard) {
-                seq = shards[shard - exchange.owned.lowerBound].seq
+            if let w = workspaces.first(where: { $0.holds == (shard, iteration) }) {
+                seq = w.seq
             } else if replaying {
-                let size = min(Self.shardSize, B - first)
-                if replay[size] == nil {
-                    replay[size] = Self.sequenceBuffers(batch: size, steps: T, config: config, net: net, nRecord: recorder.nRecord, initial: initial)
-                }
-                seq = replay[size]!
+                let w = workspaces.first { $0.seq.batch == size } ?? addWorkspace(batch: size)
+                seq = w.seq
                 load(seq, first: first)
+                w.holds = (shard, iteration)
                 seq.forward(net, learningWindow: config.resolvedLearningWindow, kernel: config.kernel)
             } else {
                 continue
