@@ -255,20 +255,21 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
             let latched: S = (s == 0 && isFirstOfRun.p[b] != 0) ? 0 : 1
             let nowList = spikes.index + (s * B + b) * nRec
             var nowCount = 0
-            // Branch-free pass (vectorizes): state, surrogate gradient and spike flag.
+            // Branch-free passes over the neurons: state, then distance and spike flag. Why four
+            // loops: each touches few arrays, so the compiler vectorizes it (one loop over all
+            // eleven arrays stayed scalar: too many possible overlaps to check at run time).
+            let (vb, ab, zpb, cb, rb) = (vp + b &* nRec, ap + b &* nRec, zPrev + b &* nRec, cur + b &* nRec, refr + b &* nRec)
+            let (psib, zb) = (psiNow + b &* nRec, zNow + b &* nRec)
             for j in 0..<nRec {
-                let q = b &* nRec &+ j
-                let zp = zPrev[q]
                 // Reset by the base threshold one step after the spike, not decayed by alpha.
-                let vj = max(alpha[j] * vp[q] + zeta[j] * cur[q] - vTh * zp + iScale[j] * iE * latched, vMin)
-                let aj = beta[j] == 0 ? 0 : rho * ap[q] + zp  // plain LIF neurons have no adaptation
-                let threshold = vTh + beta[j] * aj
-                let r = max(refr[q] &- 1, 0)  // refractory steps left, counted down at the step's start
-                refr[q] = r
-                psiNow[q] = vj - threshold  // the distance d; psi(d) below
-                zNow[q] = r == 0 && vj >= threshold ? 1 : 0
-                vp[q] = vj
-                ap[q] = aj
+                vb[j] = max(alpha[j] * vb[j] + zeta[j] * cb[j] - vTh * zpb[j] + iScale[j] * iE * latched, vMin)
+            }
+            for j in 0..<nRec { ab[j] = beta[j] == 0 ? 0 : rho * ab[j] + zpb[j] }  // plain LIF neurons have no adaptation
+            for j in 0..<nRec { rb[j] = max(rb[j] &- 1, 0) }  // refractory steps left, counted down at the step's start
+            for j in 0..<nRec {
+                let threshold = vTh + beta[j] * ab[j]
+                psib[j] = vb[j] - threshold  // the distance d; psi(d) below
+                zb[j] = rb[j] == 0 && vb[j] >= threshold ? 1 : 0
             }
             P.surrogateGradient(psiNow + b * nRec, count: nRec, refractory: refr + b * nRec)
             // Spike bookkeeping: refractory start, count, and the spike list.
