@@ -265,7 +265,7 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
                 vb[j] = max(alpha[j] * vb[j] + zeta[j] * cb[j] - vTh * zpb[j] + iScale[j] * iE * latched, vMin)
             }
             for j in 0..<nRec { ab[j] = beta[j] == 0 ? 0 : rho * ab[j] + zpb[j] }  // plain LIF neurons have no adaptation
-            for j in 0..<nRec { rb[j] = max(rb[j] &- 1, 0) }  // refractory steps left, counted down at the step's start
+            if nRef > 0 { for j in 0..<nRec { rb[j] = max(rb[j] &- 1, 0) } }  // refractory steps left, counted down at the step's start (always 0 without t_ref)
             for j in 0..<nRec {
                 let threshold = vTh + beta[j] * ab[j]
                 psib[j] = vb[j] - threshold  // the distance d; psi(d) below
