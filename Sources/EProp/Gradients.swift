@@ -105,11 +105,8 @@ struct TransposedAccumulators<S: Scalar> {
 
     /// Adds the accumulated sums to `g` in its `[post, pre]` layout.
     func add(into g: Gradients<S>) {
-        let (nIn, nRec) = (gInT.rows, gRecT.cols)
-        for j in 0..<nRec {
-            for i in 0..<nIn { g.gIn.p[j * nIn + i] += gInT.p[i * nRec + j] }
-            for i in 0..<nRec { g.gRec.p[j * nRec + i] += gRecT.p[i * nRec + j] }
-        }
+        gInT.transpose(into: g.gIn, adding: true)
+        gRecT.transpose(into: g.gRec, adding: true)
     }
 }
 

@@ -167,9 +167,9 @@ public final class Network<S: Scalar>: @unchecked Sendable {
     /// Copies the weights into `wInT` and `wRecT`, and the feedback into `feedbackT` (with
     /// symmetric feedback, B follows the readout weights first: B_jk = W_out,kj).
     public func refreshTransposes() {
+        wIn.transpose(into: wInT)
+        wRec.transpose(into: wRecT)
         for j in 0..<nRec {
-            for i in 0..<nIn { wInT[i, j] = wIn[j, i] }
-            for i in 0..<nRec { wRecT[i, j] = wRec[j, i] }
             for k in 0..<nOut {
                 if symmetricFeedback { feedback[j, k] = wOut[k, j] }
                 feedbackT[k, j] = feedback[j, k]
