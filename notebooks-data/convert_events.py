@@ -796,7 +796,8 @@ def parse_args(argv):
                         help="merge pool x pool pixels into one channel (default 1)")
 
     for p in (shd, nmnist):
-        p.add_argument("out", metavar="OUT.npz", help="output event-list file")
+        p.add_argument("out", metavar="OUT.npz", help="output event-list file (must not exist unless --force)")
+        p.add_argument("--force", action="store_true", help="replace OUT.npz if it exists")
         p.add_argument("--bin-ms", type=positive_ms, default=1.0,
                        help="width of one time step in ms (default 1: the engine's step)")
         p.add_argument("--limit", type=positive_int, default=None, metavar="N",
@@ -814,6 +815,8 @@ def main(argv=None):
         return shd_reader_main(argv[1])
     args = parse_args(argv)
     try:
+        if os.path.lexists(args.out) and not args.force:
+            raise ConversionError(args.out, "exists; pass --force to replace it, or choose another output file")
         if args.dataset == "shd":
             summary = convert_shd(args.src, args.out, args.bin_ms, args.max_ms, args.limit)
         else:

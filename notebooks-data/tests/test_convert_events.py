@@ -105,7 +105,10 @@ class TempDirTest(unittest.TestCase):
         self._tmp.cleanup()
 
     def convert(self, *argv):
-        """Convert to self.out, expect success, return the checked event list."""
+        """Convert to self.out (a fresh file unless argv has --force), expect success, return
+        the checked event list."""
+        if "--force" not in argv and os.path.exists(self.out):
+            os.remove(self.out)
         status, stdout, stderr = run_main([*argv, self.out])
         self.assertEqual((status, stderr), (0, ""))
         self.assertEqual(stdout.count("\n"), 1)
@@ -206,10 +209,15 @@ class ShdTest(TempDirTest):
         d, _ = self.convert("shd", self.src, "--limit", "1")
         self.assertEqual(d["labels"].tolist(), [3, 19, 0])  # the second sample of class 3 is left out
 
-    def test_existing_output_is_replaced(self):
+    def test_existing_output_is_kept_unless_forced(self):
         with open(self.out, "wb") as f:
             f.write(b"old")
-        self.convert("shd", self.src)
+        status, stdout, stderr = run_main(["shd", self.src, self.out])
+        self.assertEqual((status, stdout), (2, ""))
+        self.assertEqual(stderr, f"convert_events.py: error: {self.out}: exists; pass --force to replace it, or choose another output file\n")
+        with open(self.out, "rb") as f:
+            self.assertEqual(f.read(), b"old")
+        self.convert("shd", self.src, "--force")
         self.assertEqual(sorted(os.listdir(self.out_dir)), ["events.npz"])
 
     def refuse(self, samples, *fragments, sample=None, **write_options):
