@@ -71,6 +71,20 @@ public enum RunOutput {
         try folder.write(NPYArray(shape: [e.count, C], values: e.flatMap(\.accuracyPerClass)), "accuracy_per_class.npy")
     }
 
+    /// Writes an evaluation-only folder: the files of `writeEvaluations` and `evaluation.json`
+    /// (the trained run, the held-out split and its digest, the evaluation, the command line).
+    public static func writeEvaluation(_ e: Evaluation, of trainedRun: URL, on test: EventDataset, commandLine: [String], to folder: RunFolder) throws {
+        struct Record: Encodable {
+            let eprop_dense_version: String, command_line: [String], date_utc: String, trained_run: String
+            let test_data: String, test_data_digest: String, evaluation: Evaluation
+        }
+        try writeEvaluations([e], to: folder)
+        let record = Record(eprop_dense_version: version, command_line: commandLine, date_utc: ISO8601DateFormatter().string(from: Date()),
+                            trained_run: trainedRun.standardizedFileURL.path, test_data: test.url.standardizedFileURL.path,
+                            test_data_digest: test.digest, evaluation: e)
+        try folder.write(text: String(decoding: try recordJSON(record), as: UTF8.self), "evaluation.json")
+    }
+
     /// Writes `run.json` alone (also what a failed run still tries to write).
     public static func writeRecord<S: Scalar>(
         _ t: Trainer<S>, to folder: RunFolder, commandLine: [String], initSource: String, trainSeconds: Double,

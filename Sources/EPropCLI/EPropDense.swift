@@ -208,15 +208,7 @@ public struct EPropDense: ParsableCommand {
         let out = URL(fileURLWithPath: output.out ?? RunFolder.defaultName(under: "runs"))
         let folder = try RunFolder(out, replace: output.force)
         let (evaluation, _) = try Evaluation.ofRun(URL(fileURLWithPath: dir), on: test, threads: engine.threads ?? 1)
-        try RunOutput.writeEvaluations([evaluation], to: folder)
-        struct Record: Encodable {
-            let eprop_dense_version: String, command_line: [String], date_utc: String, trained_run: String
-            let test_data: String, test_data_digest: String, evaluation: Evaluation
-        }
-        let record = Record(eprop_dense_version: RunOutput.version, command_line: CommandLine.arguments, date_utc: ISO8601DateFormatter().string(from: Date()),
-                            trained_run: URL(fileURLWithPath: dir).standardizedFileURL.path, test_data: test.url.standardizedFileURL.path,
-                            test_data_digest: test.digest, evaluation: evaluation)
-        try folder.write(text: String(decoding: try recordJSON(record), as: UTF8.self), "evaluation.json")
+        try RunOutput.writeEvaluation(evaluation, of: URL(fileURLWithPath: dir), on: test, commandLine: CommandLine.arguments, to: folder)
         try folder.commit()
         print(String(format: "evaluated %d samples of %@ after %d iterations: loss %.6f, accuracy %.4f (%.2f s); outputs in %@",
                      evaluation.samples, test.url.path, evaluation.iteration, evaluation.loss, evaluation.accuracy, evaluation.seconds, folder.final.path))
