@@ -13,11 +13,8 @@ public enum Resources {
         let B = Double(c.optimizer.batchSize)
         let shardSize = Double(Trainer<Float>.shardSize)
         let shards = (B / shardSize).rounded(.up)
-        // Sequences with histories in memory at once: one workspace of a full shard per worker,
-        // and one for a shorter last shard (Trainer's workspaces).
-        let full = (B / shardSize).rounded(.down), tail = B - full * shardSize
-        let workspaces = min(Double(c.threads), full) + (tail > 0 ? 1 : 0)
-        let resident = min(Double(c.threads), full) * shardSize + tail
+        // Sequences with histories in memory at once: one per worker (Trainer's workspaces).
+        let workspaces = max(min(Double(c.threads), shards), 1), resident = workspaces
         let nRecord = Double(min(r.nRecord, c.nRec))
         let w = nRec * (nIn + nRec) + nOut * nRec  // weights of the three trained matrices
         // Per sequence and step: x, target, z, psi, L, u, err, errBar, the W~ history (BLAS

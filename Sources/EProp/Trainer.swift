@@ -63,16 +63,16 @@ final class Shard<S: Scalar>: @unchecked Sendable {
     var vector: [Matrix<S>] { gradients.all + (bpttGradients?.all ?? []) }
 }
 
-/// What a worker simulates a shard in: the histories of `batch` sequences and the gradient
-/// computers' buffers. A batch's shards share the workspaces, one per worker (and one for a
-/// shorter last shard), so memory grows with the threads, not with the batch.
+/// What a worker simulates sequences in: the histories of `batch` sequences (one, in training)
+/// and the gradient computers' buffers. A batch's shards share the workspaces, one per worker,
+/// so memory grows with the threads, not with the batch.
 final class Workspace<S: Scalar>: @unchecked Sendable {
     let seq: SequenceBuffers<S>
     let computer: any GradientComputer<S>
     /// With `compareGradients`: BPTT on the same sequences.
     let bptt: BPTTGradient<S>?
-    /// The shard whose sequences `seq` holds now (-1: none), of the iteration `iteration`.
-    var holds = (shard: -1, iteration: -1)
+    /// The sequence of the batch that `seq` holds now (-1: none), of the iteration `iteration`.
+    var holds = (sequence: -1, iteration: -1)
 
     init(batch size: Int, steps T: Int, config: TrainingConfig, net: Network<S>, nRecord: Int, initial: NetworkInit) {
         let (nIn, nRec, nOut) = (net.nIn, net.nRec, net.nOut)
@@ -124,9 +124,8 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
     public let group: any ProcessGroup
     /// This process's shards of every batch.
     let shards: [Shard<S>]
-    /// One workspace per worker for full shards, and at most one for each shorter size (the
-    /// batch's last shard; on rank 0 also the other processes' shards it records).
-    private var workspaces: [Workspace<S>] = []
+    /// One workspace of one sequence per worker.
+    private let workspaces: [Workspace<S>]
     let exchange: GradientExchange<S>
     /// NEST's L(T-1) term of the run's last sequence, from the process that simulates it.
     private let lastTerm: Gradients<S>
@@ -166,21 +165,11 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         lastTerm = shards.last.flatMap { $0.index == shardCount - 1 ? $0.lastTerm : nil } ?? Gradients(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
         optimizer = Optimizer(config.optimizer)
         optimizerState = optimizer.initialState(sizes: net.trained.map(\.count))
-        let full = shards.filter { $0.size == Self.shardSize }.count
-        for _ in 0..<min(config.threads, full) { _ = addWorkspace(batch: Self.shardSize) }
-        for size in Set(shards.map(\.size)) where size != Self.shardSize { _ = addWorkspace(batch: size) }
-    }
-
-    private func addWorkspace(batch: Int) -> Workspace<S> {
-        let w = Workspace(batch: batch, steps: initial.steps, config: config, net: net, nRecord: recorder.nRecord, initial: initial)
-        workspaces.append(w)
-        return w
-    }
-
-    /// Worker w's workspace for `shard`: the w-th of its size.
-    private func workspace(for shard: Shard<S>, worker w: Int) -> Workspace<S> {
-        let fitting = workspaces.filter { $0.seq.batch == shard.size }
-        return fitting[w % fitting.count]
+        // One workspace per worker (rank 0 records with one even if it simulates no shard).
+        let nRecord = recording.nRecord
+        workspaces = (0..<max(min(config.threads, shards.count), 1)).map { _ in
+            Workspace(batch: 1, steps: T, config: config, net: net, nRecord: nRecord, initial: initial)
+        }
     }
 
     /// Buffers for `batch` sequences, holding the patterns already when they are frozen.
@@ -218,33 +207,38 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         }
     }
 
-    /// Loads one shard into `workspace`, simulates it forward, computes its gradient and
-    /// deposits both with its outcomes in the exchange (runs on a worker thread).
+    /// Simulates the sequences of one shard in `workspace`, one after the other (so that one
+    /// sequence's histories stay in the cache), adds their gradients in sequence order into the
+    /// shard's, and deposits it with its outcomes in the exchange (runs on a worker thread).
     @_specialize(where S == Float)
     @_specialize(where S == Double)
     private func simulate(_ shard: Shard<S>, in workspace: Workspace<S>) {
-        let seq = workspace.seq
-        load(seq, first: shard.first)
-        workspace.holds = (shard.index, iteration)
-        seq.forward(net, learningWindow: config.resolvedLearningWindow, kernel: config.kernel)
+        let seq = workspace.seq, nOut = net.nOut, missing = shard.missingLastTerm
         shard.gradients.zero()
-        if shard.missingLastTerm.lastOfRun != nil { shard.lastTerm.zero() }
-        let ctx = GradientContext(cReg: config.recurrent.cReg, missingLastTerm: shard.missingLastTerm, kernel: config.kernel)
-        workspace.computer.accumulate(net, seq, ctx, into: shard.gradients, term: shard.lastTerm)
-        if let computer = workspace.bptt, let g = shard.bpttGradients {
-            g.zero()
-            computer.accumulate(net, seq, ctx, into: g, term: shard.lastTerm)  // BPTT ignores the e-prop term
+        shard.bpttGradients?.zero()
+        if missing.lastOfRun != nil { shard.lastTerm.zero() }
+        let record = exchange.outcome(shard.index), totals = record + Self.shardSize * nOut
+        var (correct, spikes, finite) = (0.0, 0.0, true)
+        for b in 0..<shard.size {
+            load(seq, first: shard.first + b)
+            workspace.holds = (shard.first + b, iteration)
+            seq.forward(net, learningWindow: config.resolvedLearningWindow, kernel: config.kernel)
+            let one = MissingLastTerm(inputs: [missing.inputs[b]], lastOfRun: missing.lastOfRun == b ? 0 : nil)
+            let ctx = GradientContext(cReg: config.recurrent.cReg, missingLastTerm: one, kernel: config.kernel)
+            workspace.computer.accumulate(net, seq, ctx, into: shard.gradients, term: shard.lastTerm)
+            if let computer = workspace.bptt, let g = shard.bpttGradients {
+                computer.accumulate(net, seq, ctx, into: g, term: shard.lastTerm)  // BPTT ignores the e-prop term
+            }
+            for k in 0..<nOut { record[b * nOut + k] = seq.loss[k] }
+            if seq.isCorrect(0) { correct += 1 }
+            for q in 0..<seq.spikeCount.count { spikes += Double(seq.spikeCount.p[q]) }
+            finite = finite && Self.firstNonFinite(seq.v) == nil
         }
         exchange.deposit(shard: shard.index, shard.vector)
-        let nOut = net.nOut, record = exchange.outcome(shard.index)
-        for i in 0..<(seq.batch * nOut) { record[i] = seq.loss[i] }
-        let totals = record + Self.shardSize * nOut
-        totals[ShardOutcome.correct] = Double((0..<seq.batch).filter(seq.isCorrect).count)
-        var spikes = 0.0
-        for q in 0..<seq.spikeCount.count { spikes += Double(seq.spikeCount.p[q]) }
+        totals[ShardOutcome.correct] = correct
         totals[ShardOutcome.spikes] = spikes
-        totals[ShardOutcome.voltageFinite] = Self.firstNonFinite(seq.v) == nil ? 1 : 0
-        totals[ShardOutcome.holdsLastOfRun] = shard.missingLastTerm.lastOfRun != nil ? 1 : 0
+        totals[ShardOutcome.voltageFinite] = finite ? 1 : 0
+        totals[ShardOutcome.holdsLastOfRun] = missing.lastOfRun != nil ? 1 : 0
     }
 
     /// Runs one iteration and returns its result. Collective in a group of processes.
@@ -258,10 +252,10 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         prepareShards()
         let workers = min(config.threads, shards.count)
         if workers <= 1 {
-            for shard in shards { simulate(shard, in: workspace(for: shard, worker: 0)) }
+            for shard in shards { simulate(shard, in: workspaces[0]) }
         } else {
             DispatchQueue.concurrentPerform(iterations: workers) { w in
-                for i in stride(from: w, to: shards.count, by: workers) { simulate(shards[i], in: workspace(for: shards[i], worker: w)) }
+                for i in stride(from: w, to: shards.count, by: workers) { simulate(shards[i], in: workspaces[w]) }
             }
         }
         let exchangeStart = ContinuousClock.now
@@ -315,29 +309,28 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         return result
     }
 
-    /// Rank 0 hands every sequence of the batch to the recorder, in order. A shard whose
-    /// sequences no workspace holds any more (the workspace went on to a later shard, or another
-    /// process simulated it) is simulated again here, forward only with the same weights and
-    /// inputs, so with the same spikes, when this iteration is recorded or the next one is (its
-    /// first sequence needs the learning signal of this batch's last).
+    /// Rank 0 hands every sequence of the batch to the recorder, in order. A sequence that no
+    /// workspace holds any more (the workspace went on to a later one, or another process
+    /// simulated it) is simulated again here, forward only with the same weights and inputs, so
+    /// with the same spikes, when this iteration is recorded or the next one is (its first
+    /// sequence needs the learning signal of this batch's last).
     private func record() {
         let B = config.optimizer.batchSize
         let replaying = recorder.isRecorded(iteration) || recorder.isRecorded(iteration + 1)
-        for shard in 0..<exchange.shardCount {
-            let first = shard * Self.shardSize, size = min(Self.shardSize, B - first)
+        for b in 0..<B {
             let seq: SequenceBuffers<S>
-            if let w = workspaces.first(where: { $0.holds == (shard, iteration) }) {
+            if let w = workspaces.first(where: { $0.holds == (b, iteration) }) {
                 seq = w.seq
             } else if replaying {
-                let w = workspaces.first { $0.seq.batch == size } ?? addWorkspace(batch: size)
+                let w = workspaces[0]
                 seq = w.seq
-                load(seq, first: first)
-                w.holds = (shard, iteration)
+                load(seq, first: b)
+                w.holds = (b, iteration)
                 seq.forward(net, learningWindow: config.resolvedLearningWindow, kernel: config.kernel)
             } else {
                 continue
             }
-            recorder.observe(iteration: iteration, firstSequence: iteration * B + first, seq, net, eL: config.recurrent.eL, eLOut: config.readout.eL)
+            recorder.observe(iteration: iteration, firstSequence: iteration * B + b, seq, net, eL: config.recurrent.eL, eLOut: config.readout.eL)
         }
     }
 
