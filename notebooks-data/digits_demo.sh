@@ -8,8 +8,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out="${1:-runs/digits}"
-# Measured 0.9333 here (Float32, AVX2 build); the margin allows for another CPU's rounding.
-MIN_ACCURACY=0.90
+# Measured 0.9222 here (Float32, AVX2 build). Between iterations 200 and 1000 the held-out
+# accuracy moved between 0.883 and 0.933 on this machine, and another CPU's rounding moves the
+# trajectory, so the floor sits below that range.
+MIN_ACCURACY=0.85
 python=.venv/bin/python
 mkdir -p "$out"
 "$python" notebooks-data/digits_events.py "$out/data"
