@@ -25,18 +25,17 @@ public struct Evaluation: Codable, Sendable, Equatable {
 }
 
 /// Evaluates a network on every sample of a split: forward passes only, the weights untouched.
-/// Samples are simulated in chunks of `Trainer.shardSize`, `threads` chunks side by side, and
-/// the results are combined in sample order, so they do not depend on the thread count. The
-/// buffers are made once and reused by every evaluation.
+/// Each sample is simulated alone (its histories stay in the cache, as in training), `threads`
+/// samples side by side, and the results are combined in sample order, so they do not depend
+/// on the thread count. The buffers are made once and reused by every evaluation.
 public final class Evaluator<S: Scalar>: @unchecked Sendable {
     public let patterns: Patterns
     /// Samples in the split (each evaluated once, in the split's order): a dataset's samples or
     /// the stored patterns.
     public let samples: Int
     let config: TrainingConfig
-    /// `[threads]` buffers of `shardSize` sequences, and one for the last, shorter chunk.
+    /// `[threads]` buffers of one sequence.
     private let buffers: [SequenceBuffers<S>]
-    private let tail: SequenceBuffers<S>?
     /// `[samples]` loss, class and class given of each sample of the last evaluation.
     private let lossOf: UnsafeMutablePointer<Double>
     private let truth: UnsafeMutablePointer<Int>, given: UnsafeMutablePointer<Int>
@@ -46,15 +45,12 @@ public final class Evaluator<S: Scalar>: @unchecked Sendable {
         self.patterns = patterns
         let samples = patterns.dataset?.count ?? patterns.count
         self.samples = samples
-        let chunk = Trainer<S>.shardSize
         let (nIn, nRec, nOut, T) = (patterns.nIn, config.nRec, patterns.nOut, patterns.steps)
-        func make(_ b: Int) -> SequenceBuffers<S> {
-            let seq = SequenceBuffers<S>(batch: b, steps: T, nIn: nIn, nRec: nRec, nOut: nOut)
+        buffers = (0..<min(config.threads, samples)).map { _ in
+            let seq = SequenceBuffers<S>(batch: 1, steps: T, nIn: nIn, nRec: nRec, nOut: nOut)
             seq.lossFunction = config.readout.loss
             return seq
         }
-        buffers = (0..<min(config.threads, samples / chunk)).map { _ in make(chunk) }
-        tail = samples % chunk == 0 ? nil : make(samples % chunk)
         lossOf = .allocate(capacity: samples)
         (truth, given) = (.allocate(capacity: samples), .allocate(capacity: samples))
     }
@@ -70,15 +66,14 @@ public final class Evaluator<S: Scalar>: @unchecked Sendable {
     @_specialize(where S == Double)
     public func evaluate(_ net: Network<S>, iteration: Int) -> Evaluation {
         let start = ContinuousClock.now
-        let chunk = Trainer<S>.shardSize, full = samples / chunk, C = patterns.nOut, workers = buffers.count
+        let C = patterns.nOut, workers = buffers.count
         if workers > 1 {
             DispatchQueue.concurrentPerform(iterations: workers) { w in
-                for c in stride(from: w, to: full, by: workers) { simulate(chunk: c, buffers[w], net) }
+                for k in stride(from: w, to: samples, by: workers) { simulate(sample: k, buffers[w], net) }
             }
-        } else if let seq = buffers.first {
-            for c in 0..<full { simulate(chunk: c, seq, net) }
+        } else {
+            for k in 0..<samples { simulate(sample: k, buffers[0], net) }
         }
-        if let tail { simulate(chunk: full, tail, net) }
         var confusion = [[Int]](repeating: [Int](repeating: 0, count: C), count: C)
         for i in 0..<samples { confusion[truth[i]][given[i]] += 1 }
         let correct = (0..<C).map { confusion[$0][$0] }.reduce(0, +)
@@ -89,20 +84,15 @@ public final class Evaluator<S: Scalar>: @unchecked Sendable {
                           seconds: (ContinuousClock.now - start).seconds)
     }
 
-    /// Simulates the samples of chunk c in `seq` and stores their loss, class and class given.
-    private func simulate(chunk c: Int, _ seq: SequenceBuffers<S>, _ net: Network<S>) {
-        let first = c * Trainer<S>.shardSize, C = patterns.nOut
+    /// Simulates sample k in `seq` and stores its loss, class and class given.
+    private func simulate(sample k: Int, _ seq: SequenceBuffers<S>, _ net: Network<S>) {
         // Regression: the tutorial's sum over steps; cross entropy: NEST's mean over the window.
         let lossScale = config.readout.loss == .crossEntropy ? Double(config.resolvedLearningWindow) : 1
-        for b in 0..<seq.batch {
-            patterns.load(first + b, into: seq, row: b)
-            seq.isFirstOfRun.p[b] = 0
-        }
+        patterns.load(k, into: seq, row: 0)
+        seq.isFirstOfRun.p[0] = 0
         seq.forward(net, learningWindow: config.resolvedLearningWindow, kernel: config.kernel)
-        for b in 0..<seq.batch {
-            lossOf[first + b] = (0..<C).map { seq.loss[b * C + $0] }.reduce(0, +) / lossScale
-            (truth[first + b], given[first + b]) = (seq.targetClass(b), seq.predictedClass(b))
-        }
+        lossOf[k] = seq.loss.reduce(0, +) / lossScale
+        (truth[k], given[k]) = (seq.targetClass(0), seq.predictedClass(0))
     }
 }
 

@@ -34,8 +34,8 @@ public enum Resources {
         // Patterns: one dense pattern in double ([n_in + n_out, T]); generated trials keep up to
         // three batches of input spikes, a byte a step and input.
         let patterns = (nIn + nOut) * T * 8 + (c.task == .evidenceAccumulation ? 3 * B * nIn * T : 0)
-        // Held-out evaluation: forward buffers of one shard per worker and one for the last chunk.
-        let evaluation = c.testData == nil ? 0 : Double(c.threads + 1) * Double(Trainer<Float>.shardSize) * T * perStep
+        // Held-out evaluation: forward buffers of one sequence per worker.
+        let evaluation = c.testData == nil ? 0 : Double(c.threads) * T * perStep
         let recordings = Double(r.iterations.count(total: c.iterations)) * B * recordedSequenceBytes(c, r)
         let baseline = 40e6
         let comparisonPerShard = c.compareGradients ? w * scalar : 0, comparisonPerWorkspace = c.compareGradients ? (w + nRec * (nIn + nRec)) * scalar : 0
