@@ -106,18 +106,12 @@ public final class Patterns: @unchecked Sendable {
         }
     }
 
-    /// Sample i of the dataset as a dense input and a one-hot target; an unreadable sample
-    /// (the file changed during the run) gives no input and is reported in `readFailure`.
+    /// Sample i of the dataset as a dense input and a one-hot target (unreadable: see `events`).
     private func sample(_ i: Int, of d: EventDataset) -> (input: Matrix<Double>, target: Matrix<Double>) {
         let input = Matrix<Double>(rows: nIn, cols: steps), target = Matrix<Double>(rows: nOut, cols: steps)
-        let label: Int
-        do { label = try d.load(i, into: input) } catch {
-            lock.lock()
-            if readFailure == nil { readFailure = "\(error)" }
-            lock.unlock()
-            label = d.labels[i]
-        }
-        for s in 0..<steps { target[label, s] = 1 }
+        let e = events(i, of: d)
+        for (s, j) in zip(e.times, e.units) { input[j, s] = 1 }
+        for s in 0..<steps { target[d.labels[i], s] = 1 }
         return (input, target)
     }
 

@@ -63,8 +63,8 @@ final class Shard<S: Scalar>: @unchecked Sendable {
     var vector: [Matrix<S>] { gradients.all + (bpttGradients?.all ?? []) }
 }
 
-/// What a worker simulates sequences in: the histories of `batch` sequences (one, in training)
-/// and the gradient computers' buffers. A batch's shards share the workspaces, one per worker,
+/// What a worker simulates sequences in: the histories of one sequence and the gradient
+/// computers' buffers. A batch's shards share the workspaces, one per worker,
 /// so memory grows with the threads, not with the batch.
 final class Workspace<S: Scalar>: @unchecked Sendable {
     let seq: SequenceBuffers<S>
@@ -74,8 +74,8 @@ final class Workspace<S: Scalar>: @unchecked Sendable {
     /// The sequence of the batch that `seq` holds now (-1: none), of the iteration `iteration`.
     var holds = (sequence: -1, iteration: -1)
 
-    init(batch size: Int, steps T: Int, config: TrainingConfig, net: Network<S>, nRecord: Int, initial: NetworkInit) {
-        let (nIn, nRec, nOut) = (net.nIn, net.nRec, net.nOut)
+    init(steps T: Int, config: TrainingConfig, net: Network<S>, nRecord: Int, initial: NetworkInit) {
+        let (nIn, nRec, nOut, size) = (net.nIn, net.nRec, net.nOut, 1)
         switch config.gradient {
         case .adjoint: computer = AdjointGradient(batch: size, steps: T, nIn: nIn, nRec: nRec, nOut: nOut, kernel: config.kernel)
         case .traces: computer = TraceGradient(batch: size, steps: T, nIn: nIn, nRec: nRec, nOut: nOut)
@@ -168,7 +168,7 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         // One workspace per worker (rank 0 records with one even if it simulates no shard).
         let nRecord = recording.nRecord
         workspaces = (0..<max(min(config.threads, shards.count), 1)).map { _ in
-            Workspace(batch: 1, steps: T, config: config, net: net, nRecord: nRecord, initial: initial)
+            Workspace(steps: T, config: config, net: net, nRecord: nRecord, initial: initial)
         }
     }
 
