@@ -34,14 +34,17 @@ public final class Evaluator<S: Scalar>: @unchecked Sendable {
     /// the stored patterns.
     public let samples: Int
     let config: TrainingConfig
+    /// The kernel of the forward passes (the training run's).
+    let kernel: Kernel
     /// `[threads]` buffers of one sequence.
     private let buffers: [SequenceBuffers<S>]
     /// `[samples]` loss, class and class given of each sample of the last evaluation.
     private let lossOf: UnsafeMutablePointer<Double>
     private let truth: UnsafeMutablePointer<Int>, given: UnsafeMutablePointer<Int>
 
-    public init(config: TrainingConfig, patterns: Patterns) {
+    public init(config: TrainingConfig, kernel: Kernel, patterns: Patterns) {
         self.config = config
+        self.kernel = kernel
         self.patterns = patterns
         let samples = patterns.dataset?.count ?? patterns.count
         self.samples = samples
@@ -90,7 +93,7 @@ public final class Evaluator<S: Scalar>: @unchecked Sendable {
         let lossScale = config.readout.loss == .crossEntropy ? Double(config.resolvedLearningWindow) : 1
         patterns.load(k, into: seq, row: 0)
         seq.isFirstOfRun.p[0] = 0
-        seq.forward(net, learningWindow: config.resolvedLearningWindow, kernel: config.kernel)
+        seq.forward(net, learningWindow: config.resolvedLearningWindow, kernel: kernel)
         lossOf[k] = seq.loss.reduce(0, +) / lossScale
         (truth[k], given[k]) = (seq.targetClass(0), seq.predictedClass(0))
     }
@@ -100,7 +103,7 @@ extension Evaluation {
     /// Evaluates the trained run in `runFolder` (its configuration from `run.json`, its final
     /// weights `w_*_final.npy`) on `test`, with `threads` workers, in the run's precision.
     public static func ofRun(_ runFolder: URL, on test: EventDataset, threads: Int) throws -> (Evaluation, TrainingConfig) {
-        struct Record: Decodable { let config: TrainingConfig, completed_iterations: Int }
+        struct Record: Decodable { let config: TrainingConfig, completed_iterations: Int, kernel: KernelResolution? }
         let url = runFolder.appendingPathComponent("run.json")
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw RunFolderError("\(url.path): cannot be read; --evaluate needs the folder of a finished eprop-dense run")
@@ -120,7 +123,8 @@ extension Evaluation {
         let patterns = Patterns(dataset: test, shuffleSeed: nil)
         let initial = try NESTExport.load(runFolder, patterns: patterns, weights: "final")
         func run<S: Scalar>(_: S.Type) -> Evaluation {
-            Evaluator<S>(config: config, patterns: patterns)
+            // The kernel training used (runs before `auto` had one fixed kernel).
+            Evaluator<S>(config: config, kernel: record.kernel?.used ?? config.kernel.fixed ?? .sparse, patterns: patterns)
                 .evaluate(Network<S>(initial, config: config), iteration: record.completed_iterations)
         }
         let e = config.precision == .float ? run(Float.self) : run(Double.self)

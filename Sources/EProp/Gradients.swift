@@ -194,6 +194,7 @@ public final class AdjointGradient<S: Scalar>: GradientComputer {
         switch ctx.kernel {
         case .blas:
             backwardScan(net, seq, rows: 0..<B, out: wTilde, outRowStride: B, missingTermOnly: false)
+            seq.clock?.lap(.backwardScan)
             S.gemm(transA: true, transB: false, m: nRec, n: nIn, k: T * B, alpha: 1, a: wTilde.p, lda: nRec, b: seq.x.p, ldb: nIn, beta: 1, c: g.gIn.p, ldc: nIn)
             S.gemm(transA: true, transB: false, m: nRec, n: nRec, k: T * B, alpha: 1, a: wTilde.p, lda: nRec, b: zPrev, ldb: nRec, beta: 1, c: g.gRec.p, ldc: nRec)
             // §6.2: remove L(T-1) ebar(T-1) for the left-out input columns of each sequence.
@@ -214,8 +215,9 @@ public final class AdjointGradient<S: Scalar>: GradientComputer {
             backwardScan(net, seq, rows: 0..<B, out: nil, outRowStride: B, missingTermOnly: false, missing: missing, term: term)
             sparse.add(into: g)
         }
-
+        seq.clock?.lap(.gradientScatter)
         readoutGradient(net, seq, errRun: errRun, errBar: errBar, kernel: ctx.kernel, into: g)
+        seq.clock?.lap(.readoutGradient)
     }
 
     /// The per-neuron backward recursion of §5.4.3 for the sequences `rows`. Writes W~ for
@@ -255,14 +257,17 @@ public final class AdjointGradient<S: Scalar>: GradientComputer {
             }
         }
         let regWeight: S = missingTermOnly ? 0 : 1
+        let clock = seq.clock
         for s in stride(from: T - 1, through: 0, by: -1) {
             let signalWeight: S = missingTermOnly && s != T - 1 ? 0 : 1
             for b in rows {
                 let psi = seq.psi.row(s * B + b), signal = seq.learningSignal.row(s * B + b)
                 let o = out?.row(s * outRowStride + b - rows.lowerBound) ?? scan.row.p
                 recurse(scan, b, psi, signal, signalWeight: signalWeight, regWeight: regWeight, o)
+                clock?.lap(.backwardScan)
                 guard out == nil else { continue }
                 sparse.scatter(o, step: s, sequence: b, seq)
+                defer { clock?.lap(.gradientScatter) }
                 // §6.2 in the same pass: the L(T-1)-only recursion, subtracted at the left-out inputs.
                 guard let missing, !missing.inputs[b].isEmpty else { continue }
                 let o2 = missingTermScan.row.p

@@ -73,6 +73,17 @@ public enum Kernel: String, Codable, CaseIterable, Sendable {
     case sparse
 }
 
+/// The kernel a run asks for: one of the two, or `auto`, which picks the faster one for the
+/// run's spike density before the first iteration (`KernelResolution`).
+public enum KernelChoice: String, Codable, CaseIterable, Sendable {
+    case auto
+    case blas
+    case sparse
+
+    /// The kernel asked for by name, nil for `auto`.
+    public var fixed: Kernel? { Kernel(rawValue: rawValue) }
+}
+
 public enum Precision: String, Codable, CaseIterable, Sendable {
     case float, double
 }
@@ -196,7 +207,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var optimizer = OptimizerParameters()
     public var precision: Precision = .float
     public var gradient: GradientMethod = .adjoint
-    public var kernel: Kernel = .sparse
+    public var kernel: KernelChoice = .auto
     /// Worker threads simulating the shards of a batch (results do not depend on it).
     public var threads = 1
     /// Task event-classification: the event-list `.npz` of the training split

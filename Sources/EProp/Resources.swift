@@ -19,7 +19,7 @@ public enum Resources {
         let w = nRec * (nIn + nRec) + nOut * nRec  // weights of the three trained matrices
         // Per sequence and step: x, target, z, psi, L, u, err, errBar, the W~ history (BLAS
         // kernel), the recorded v and a (scalars); the spike lists (Int32 indices, Int counts).
-        let wTilde = (c.kernel == .blas && c.gradient == .adjoint) || c.gradient == .bptt ? nRec : 0  // W~ or dE/dI history
+        let wTilde = (c.kernel != .sparse && c.gradient == .adjoint) || c.gradient == .bptt ? nRec : 0  // W~ or dE/dI history
         let perStep = (nIn + 3 * nOut + 3 * nRec + wTilde + 2 * nRecord) * scalar + (nIn + nRec) * 4 + 16
         // Per shard its gradient; per workspace the sparse accumulators G_in^T and G_rec^T, trace
         // matrices, and their allocation overhead (120 kB, above what was measured with

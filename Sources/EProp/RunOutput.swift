@@ -107,7 +107,8 @@ public enum RunOutput {
             machine: .init(host: ProcessInfo.processInfo.hostName, cpus: ProcessInfo.processInfo.activeProcessorCount),
             timings: .init(
                 total_s: trainSeconds, per_iteration_mean_s: secs.reduce(0, +) / Double(max(secs.count, 1)),
-                per_iteration_median_s: median(secs)),
+                per_iteration_median_s: median(secs), phases_per_iteration_mean_s: meanPhases(t.results)),
+            kernel: t.kernel,
             processes: t.group.size == 1 ? nil : .init(
                 ranks: t.group.size, shards_per_rank: t.exchange.shardsPerRank,
                 received_bytes_per_iteration_rank0: t.exchange.receivedBytes,
@@ -119,6 +120,15 @@ public enum RunOutput {
             notes: "tau_m is drawn by eprop-dense's numpy-compatible generator unless --init gives NEST's; recordings (rec_*, out_*, spikes_*, wr_*) use NEST's names and time stamps; see README 'Recordings'.")
         do { try recordJSON(record).write(to: folder.url("run.json"), options: .atomic) } catch {
             throw RunFolderError("writing \(folder.url("run.json").path) failed: \(plainMessage(error))")
+        }
+    }
+
+    /// Mean seconds per iteration of each phase over the profiled iterations, or nil.
+    static func meanPhases(_ results: [IterationResult]) -> [String: Double]? {
+        let profiled = results.compactMap(\.phaseSeconds)
+        guard !profiled.isEmpty else { return nil }
+        return profiled.reduce(into: [:]) { sum, phases in
+            for (name, t) in phases { sum[name, default: 0] += t / Double(profiled.count) }
         }
     }
 
@@ -161,7 +171,12 @@ struct RunRecord: Encodable {
     let completed_iterations: Int
     struct BLAS: Encodable { let library: String, core: String, threads: Int }
     struct Machine: Encodable { let host: String, cpus: Int }
-    struct Timings: Encodable { let total_s: Double, per_iteration_mean_s: Double, per_iteration_median_s: Double }
+    struct Timings: Encodable {
+        let total_s: Double, per_iteration_mean_s: Double, per_iteration_median_s: Double
+        /// With `--profile-phases`: mean seconds per iteration of each phase (`Phase`), over
+        /// the iterations that were profiled.
+        let phases_per_iteration_mean_s: [String: Double]?
+    }
     let eprop_dense_version: String
     let git_commit: String
     let command_line: [String]
@@ -179,6 +194,8 @@ struct RunRecord: Encodable {
     let blas: BLAS
     let machine: Machine
     let timings: Timings
+    /// The kernel used (`--kernel auto` resolved) and why.
+    let kernel: KernelResolution
     /// A data-parallel run: the processes, their shards of each batch, and rank 0's exchange.
     struct Processes: Encodable {
         let ranks: Int, shards_per_rank: [Int], received_bytes_per_iteration_rank0: Int, exchange_median_s_rank0: Double

@@ -79,6 +79,8 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
     let inputSpikes: SpikeLists
     /// `[T * B]` rows: the recurrent neurons that spike in each row of z(s) (row s * B + b).
     let recurrentSpikes: SpikeLists
+    /// Times the phases of each step when profiling (nil: not profiling).
+    public var clock: PhaseClock?
     /// Loss of the readouts.
     public var lossFunction: LossFunction = .meanSquaredError
     /// `[B, nOut]` sums over the learning window of the softmax output and of the target
@@ -227,7 +229,7 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
         let wInT = net.wInT.p, wRecT = net.wRecT.p, wOut = net.wOut.p, feedback = net.feedback.p
 
         let zPrev = z.row(s * B), zNow = z.row((s + 1) * B), psiNow = psi.row(s * B)
-        let spikes = recurrentSpikes
+        let spikes = recurrentSpikes, clock = self.clock
         // 1. Synaptic input: I = x(s) W_in^T + z(s-1) W_rec^T  ([B, nRec]).
         switch kernel {
         case .blas:
@@ -249,6 +251,7 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
                 }
             }
         }
+        clock?.lap(.synapticInput)
         // 2. Neurons, elementwise, in NEST's order: membrane, adaptation, surrogate, spike.
         for b in 0..<B {
             // I_e is latched at the end of the previous step: none before the run's first step.
@@ -287,6 +290,7 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
                 ar[j] = ap[b &* nRec &+ j]
             }
         }
+        clock?.lap(.neurons)
         // 3. Readout sees the spikes of the same step: u = kappa u + zeta_out z(s) W_out^T.
         switch kernel {
         case .blas:
@@ -331,6 +335,7 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
                 }
             }
         }
+        clock?.lap(.readout)
         // 4. Learning signal L(s) = err(s) B^T  ([B, nRec]).
         switch kernel {
         case .blas:
@@ -347,5 +352,6 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
                 }
             }
         }
+        clock?.lap(.learningSignal)
     }
 }

@@ -22,6 +22,10 @@ public struct IterationResult: Codable, Sendable {
     public var gradientNormRatio: [Double]? = nil
     /// Wall time of the iteration (s).
     public let seconds: Double
+    /// When profiling (`Trainer.profilesPhases`): seconds per `Phase` by name, summed over the
+    /// workers (so with several threads more than `seconds`); `checks` includes the
+    /// `firstNonFinite()` that follows the step.
+    public var phaseSeconds: [String: Double]? = nil
     /// In a group of several processes: the part of `seconds` spent in the exchange of gradients
     /// (waiting for the slowest process included).
     public var exchangeSeconds: Double? = nil
@@ -74,15 +78,16 @@ final class Workspace<S: Scalar>: @unchecked Sendable {
     /// The sequence of the batch that `seq` holds now (-1: none), of the iteration `iteration`.
     var holds = (sequence: -1, iteration: -1)
 
-    init(steps T: Int, config: TrainingConfig, net: Network<S>, nRecord: Int, initial: NetworkInit) {
+    /// `seq`: buffers to use (made here if nil).
+    init(steps T: Int, config: TrainingConfig, kernel: Kernel, net: Network<S>, nRecord: Int, initial: NetworkInit, seq: SequenceBuffers<S>? = nil) {
         let (nIn, nRec, nOut, size) = (net.nIn, net.nRec, net.nOut, 1)
         switch config.gradient {
-        case .adjoint: computer = AdjointGradient(batch: size, steps: T, nIn: nIn, nRec: nRec, nOut: nOut, kernel: config.kernel)
+        case .adjoint: computer = AdjointGradient(batch: size, steps: T, nIn: nIn, nRec: nRec, nOut: nOut, kernel: kernel)
         case .traces: computer = TraceGradient(batch: size, steps: T, nIn: nIn, nRec: nRec, nOut: nOut)
         case .bptt: computer = BPTTGradient(batch: size, steps: T, nIn: nIn, nRec: nRec, nOut: nOut, throughReset: config.bpttThroughReset)
         }
         bptt = config.compareGradients ? BPTTGradient(batch: size, steps: T, nIn: nIn, nRec: nRec, nOut: nOut, throughReset: config.bpttThroughReset) : nil
-        seq = Trainer<S>.sequenceBuffers(batch: size, steps: T, config: config, net: net, nRecord: nRecord, initial: initial)
+        self.seq = seq ?? Trainer<S>.sequenceBuffers(batch: size, steps: T, config: config, net: net, nRecord: nRecord, initial: initial)
     }
 }
 
@@ -141,6 +146,17 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
     public private(set) var continuation: (weights: [Matrix<S>], optimizerState: OptimizerState<S>)?
     /// Recordings of the chosen iterations (NEST's recorders), made by rank 0.
     public let recorder: Recorder
+    /// The kernel the run uses (`config.kernel` resolved) and why.
+    public let kernel: KernelResolution
+    /// Times the iteration's serial phases when profiling.
+    private var clock: PhaseClock?
+    /// Whether each iteration times its phases (`IterationResult.phaseSeconds`).
+    public var profilesPhases = false {
+        didSet {
+            clock = profilesPhases ? PhaseClock() : nil
+            for w in workspaces { w.seq.clock = profilesPhases ? PhaseClock() : nil }
+        }
+    }
 
     public init(config: TrainingConfig, initial: NetworkInit, recording: RecordingOptions = RecordingOptions(), group: any ProcessGroup = SingleProcess()) {
         self.config = config
@@ -165,10 +181,19 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         lastTerm = shards.last.flatMap { $0.index == shardCount - 1 ? $0.lastTerm : nil } ?? Gradients(nIn: net.nIn, nRec: net.nRec, nOut: net.nOut)
         optimizer = Optimizer(config.optimizer)
         optimizerState = optimizer.initialState(sizes: net.trained.map(\.count))
-        // One workspace per worker (rank 0 records with one even if it simulates no shard).
+        // One workspace per worker (rank 0 records with one even if it simulates no shard);
+        // `auto` simulates the run's first sequence in the first one's buffers to choose the kernel.
         let nRecord = recording.nRecord
-        workspaces = (0..<max(min(config.threads, shards.count), 1)).map { _ in
-            Workspace(steps: T, config: config, net: net, nRecord: nRecord, initial: initial)
+        let first = Self.sequenceBuffers(batch: 1, steps: T, config: config, net: net, nRecord: nRecord, initial: initial)
+        let kernel = KernelResolution.resolve(config.kernel, net, first, learningWindow: config.resolvedLearningWindow) {
+            let patterns = initial.patterns
+            if patterns.isGenerated { _ = patterns.sequence(0) }
+            if !patterns.isFrozen { patterns.load(0, into: first, row: 0) }
+            first.isFirstOfRun.p[0] = 1
+        }
+        self.kernel = kernel
+        workspaces = (0..<max(min(config.threads, shards.count), 1)).map {
+            Workspace(steps: T, config: config, kernel: kernel.used, net: net, nRecord: nRecord, initial: initial, seq: $0 == 0 ? first : nil)
         }
     }
 
@@ -219,20 +244,26 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         if missing.lastOfRun != nil { shard.lastTerm.zero() }
         let record = exchange.outcome(shard.index), totals = record + Self.shardSize * nOut
         var (correct, spikes, finite) = (0.0, 0.0, true)
+        let clock = seq.clock, kernel = self.kernel.used
+        clock?.start()
         for b in 0..<shard.size {
             load(seq, first: shard.first + b)
             workspace.holds = (shard.first + b, iteration)
-            seq.forward(net, learningWindow: config.resolvedLearningWindow, kernel: config.kernel)
+            clock?.lap(.loading)
+            seq.forward(net, learningWindow: config.resolvedLearningWindow, kernel: kernel)
             let one = MissingLastTerm(inputs: [missing.inputs[b]], lastOfRun: missing.lastOfRun == b ? 0 : nil)
-            let ctx = GradientContext(cReg: config.recurrent.cReg, missingLastTerm: one, kernel: config.kernel)
+            let ctx = GradientContext(cReg: config.recurrent.cReg, missingLastTerm: one, kernel: kernel)
             workspace.computer.accumulate(net, seq, ctx, into: shard.gradients, term: shard.lastTerm)
             if let computer = workspace.bptt, let g = shard.bpttGradients {
                 computer.accumulate(net, seq, ctx, into: g, term: shard.lastTerm)  // BPTT ignores the e-prop term
             }
+            clock?.lap(.backwardScan)  // the adjoint laps its own phases; the other methods' gradient counts here
             for k in 0..<nOut { record[b * nOut + k] = seq.loss[k] }
             if seq.isCorrect(0) { correct += 1 }
             for q in 0..<seq.spikeCount.count { spikes += Double(seq.spikeCount.p[q]) }
+            clock?.lap(.bookkeeping)
             finite = finite && Self.firstNonFinite(seq.v) == nil
+            clock?.lap(.checks)
         }
         exchange.deposit(shard: shard.index, shard.vector)
         totals[ShardOutcome.correct] = correct
@@ -249,7 +280,9 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         precondition(iteration < config.iterations, "the run has all \(config.iterations) iterations")
         let start = ContinuousClock.now
         let B = config.optimizer.batchSize, T = initial.steps, nOut = net.nOut
+        clock?.start()
         prepareShards()
+        clock?.lap(.loading)
         let workers = min(config.threads, shards.count)
         if workers <= 1 {
             for shard in shards { simulate(shard, in: workspaces[0]) }
@@ -258,9 +291,11 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
                 for i in stride(from: w, to: shards.count, by: workers) { simulate(shards[i], in: workspaces[w]) }
             }
         }
+        clock?.start()  // the workers' clocks time the shards
         let exchangeStart = ContinuousClock.now
         exchange.exchange()
         let exchangeSeconds = (ContinuousClock.now - exchangeStart).seconds
+        clock?.lap(.exchange)
         if group.rank == 0 { record() }
         // Fixed order: shard 0, 1, ...
         var lossPerSequence: [Double] = [], lossPerReadout = [Double](repeating: 0, count: nOut), spikes = 0.0, correct = 0.0
@@ -276,6 +311,7 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
             spikes += totals[ShardOutcome.spikes]
         }
         let averageOver = config.averageGradient ? config.resolvedLearningWindow : nil
+        clock?.lap(.bookkeeping)
         let lastShard = exchange.shardCount - 1
         if exchange.outcome(lastShard)[Self.shardSize * nOut + ShardOutcome.holdsLastOfRun] == 1 {
             // The run's last step: a longer run steps without the last sequence's L(T-1) term,
@@ -294,6 +330,7 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         let comparison = bpttGradients.map { compareWithBPTT($0, batchSize: B, averageOver: averageOver) }
         applyUpdate(&optimizerState, to: net.trained, gradients)
         net.refreshTransposes()
+        clock?.lap(.optimizer)
 
         let elapsed = ContinuousClock.now - start
         var result = IterationResult(
@@ -303,6 +340,11 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         if config.readout.loss == .crossEntropy { result.accuracy = correct / Double(B) }
         (result.gradientCosine, result.gradientNormRatio) = (comparison?.cosine, comparison?.normRatio)
         if group.size > 1 { result.exchangeSeconds = exchangeSeconds }
+        if let clock {
+            var total = clock.take()
+            for w in workspaces { for (p, t) in w.seq.clock!.take().enumerated() { total[p] += t } }
+            result.phaseSeconds = Dictionary(uniqueKeysWithValues: zip(Phase.allCases.map(\.name), total))
+        }
         results.append(result)
         iteration += 1
         if iteration == config.iterations { recorder.finish(net) }
@@ -326,7 +368,7 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
                 seq = w.seq
                 load(seq, first: b)
                 w.holds = (b, iteration)
-                seq.forward(net, learningWindow: config.resolvedLearningWindow, kernel: config.kernel)
+                seq.forward(net, learningWindow: config.resolvedLearningWindow, kernel: kernel.used)
             } else {
                 continue
             }
@@ -363,24 +405,46 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
     @_specialize(where S == Float)
     @_specialize(where S == Double)
     public func firstNonFinite() -> String? {
+        clock?.start()
+        let found = findNonFinite()
+        if let clock, !results.isEmpty {
+            clock.lap(.checks)
+            results[results.count - 1].phaseSeconds?[Phase.checks.name, default: 0] += clock.take()[Phase.checks.rawValue]
+        }
+        return found
+    }
+
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
+    private func findNonFinite() -> String? {
         if let r = results.last, !r.loss.isFinite { return "loss (\(r.loss))" }
         for shard in 0..<exchange.shardCount where exchange.outcome(shard)[Self.shardSize * net.nOut + ShardOutcome.voltageFinite] == 0 {
             return "membrane voltage V_m"
         }
-        let names = TrainedMatrix.allCases.map { "gradient of \($0.name)" } + TrainedMatrix.allCases.map(\.name)
-        for (m, name) in zip(gradients.all + net.trained, names) {
-            if let i = Self.firstNonFinite(m) { return "\(name)[\(i / m.cols), \(i % m.cols)] (\(m.p[i]))" }
+        let count = TrainedMatrix.allCases.count
+        for (k, m) in (gradients.all + net.trained).enumerated() {
+            guard let i = Self.firstNonFinite(m) else { continue }
+            let matrix = TrainedMatrix.allCases[k % count].name  // the gradients first, then the weights
+            return "\(k < count ? "gradient of \(matrix)" : matrix)[\(i / m.cols), \(i % m.cols)] (\(m.p[i]))"
         }
         return nil
     }
 
     /// The index of the first NaN or infinity in `m`, or nil.
     static func firstNonFinite(_ m: Matrix<S>) -> Int? {
-        let p = m.p
-        var sum: S = 0  // NaN and infinity propagate through the sum: one branch-free pass
-        for i in 0..<m.count { sum += p[i] * 0 }
-        guard !sum.isFinite else { return nil }
-        return (0..<m.count).first { !p[$0].isFinite }
+        // NaN and infinity are the values whose exponent bits are all ones: the largest exponent
+        // field is all ones if one of them is there. A maximum over integer lanes, which the
+        // compiler vectorizes (a floating-point test, an OR of comparisons or a running sum
+        // stayed one element at a time: 50 us per tutorial iteration).
+        @inline(__always) func anyAllOnes<U: FixedWidthInteger>(_: U.Type, exponent: U) -> Bool {
+            let bits = UnsafeRawPointer(m.p).assumingMemoryBound(to: U.self)
+            var largest: U = 0
+            for i in 0..<m.count { largest = max(largest, bits[i] & exponent) }
+            return largest == exponent
+        }
+        let found = MemoryLayout<S>.size == 4 ? anyAllOnes(UInt32.self, exponent: 0x7F80_0000) : anyAllOnes(UInt64.self, exponent: 0x7FF0_0000_0000_0000)
+        guard found else { return nil }
+        return (0..<m.count).first { !m.p[$0].isFinite }
     }
 
     /// Sets the state of a checkpoint: completed iterations, their results, weights, optimizer.

@@ -15,6 +15,8 @@ public struct RunPlan: Sendable {
     public var test: Patterns?
     /// The run folder whose checkpoint the run continues, if it does.
     public internal(set) var resumedFrom: URL?
+    /// Time the phases of every iteration (`IterationResult.phaseSeconds`, run.json).
+    public var profilePhases = false
     public var resuming: Bool { resumedFrom != nil }
 
     public init(config: TrainingConfig, initial: NetworkInit, recording: RecordingOptions = RecordingOptions(), checkpointEvery: Int = 0,
@@ -98,6 +100,8 @@ public struct RunSummary: Sendable {
     public let meanRateHz: Double
     public let secondsPerIteration: Double
     public let peakMemoryMB: Double
+    /// The kernel the run used and why.
+    public let kernel: KernelResolution
     /// The run folder (nil on the processes of a group other than rank 0, which write nothing).
     public let folder: URL?
     /// Signs of a run going wrong without a NaN (a loss grown by orders of magnitude, rates near
@@ -150,8 +154,10 @@ public final class TrainingRun<S: Scalar> {
         precondition((folder != nil) == (group.rank == 0), "rank 0, and only rank 0, writes the run folder")
         self.plan = plan
         self.folder = folder
-        trainer = Trainer<S>(config: plan.config, initial: plan.initial, recording: plan.recording, group: group)
-        evaluator = group.rank == 0 ? plan.test.map { Evaluator(config: plan.config, patterns: $0) } : nil
+        let trainer = Trainer<S>(config: plan.config, initial: plan.initial, recording: plan.recording, group: group)
+        trainer.profilesPhases = plan.profilePhases
+        self.trainer = trainer
+        evaluator = group.rank == 0 ? plan.test.map { Evaluator(config: plan.config, kernel: trainer.kernel.used, patterns: $0) } : nil
         if let resumed = plan.resumedFrom { try Checkpoint.restore(trainer, from: resumed) }
     }
 
@@ -190,7 +196,7 @@ public final class TrainingRun<S: Scalar> {
                 outcome: outcome, completedIterations: trainer.iteration, finalLoss: trainer.results.last?.loss ?? .nan,
                 finalAccuracy: trainer.results.last?.accuracy, lastEvaluation: trainer.evaluations.last,
                 meanRateHz: mine.map(\.rateHz).reduce(0, +) / n, secondsPerIteration: mine.map(\.seconds).reduce(0, +) / n,
-                peakMemoryMB: RunOutput.peakMemoryMB(), folder: folder?.final, warnings: Self.warnings(trainer.results, config),
+                peakMemoryMB: RunOutput.peakMemoryMB(), kernel: trainer.kernel, folder: folder?.final, warnings: Self.warnings(trainer.results, config),
                 cleanedUp: folder?.removedLeftovers ?? [])
         }
 

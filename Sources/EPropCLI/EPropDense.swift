@@ -175,7 +175,8 @@ public struct EPropDense: ParsableCommand {
                     return mine
                 } ?? plan
             }
-            guard let plan else { return }
+            guard var plan else { return }
+            plan.profilePhases = output.profilePhases
             if output.printConfig {
                 if group.rank == 0 { print(String(decoding: try Self.json(plan.config), as: UTF8.self)) }
                 return
@@ -280,6 +281,7 @@ public struct EPropDense: ParsableCommand {
                 + (summary.lastEvaluation.map { String(format: ", test accuracy %.4f (%d samples)", $0.accuracy, $0.samples) } ?? "")
             say(String(format: "done: %d iterations, final loss %.6f%@, mean rate %.2f Hz, %.4f s per iteration, peak memory %.1f MB; outputs in %@\n",
                 summary.completedIterations, summary.finalLoss, accuracy, summary.meanRateHz, summary.secondsPerIteration, summary.peakMemoryMB, path))
+            if !quiet { say("kernel: \(summary.kernel.used.rawValue) (\(summary.kernel.reason))\n") }
             for warning in summary.warnings { say("warning: \(warning)\n") }
             if output.plot && group.rank == 0 { try Plotter.render(URL(fileURLWithPath: path)) }
         case .interrupted(let signal):

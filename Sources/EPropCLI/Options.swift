@@ -7,7 +7,7 @@ extension GradientMethod: ExpressibleByArgument {}
 extension NeuronModel: ExpressibleByArgument {}
 extension SurrogateGradient: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
-extension Kernel: ExpressibleByArgument {}
+extension KernelChoice: ExpressibleByArgument {}
 extension TaskKind: ExpressibleByArgument {}
 extension LossFunction: ExpressibleByArgument {}
 extension FeedbackKind: ExpressibleByArgument {}
@@ -213,8 +213,8 @@ public struct EngineOptions: ParsableArguments {
     public var precision: Precision?
     @Option(help: "Gradient computation: adjoint (e-prop, exact backward recursion + GEMM), traces (e-prop, per-step eligibility matrices), or bptt (not e-prop: backpropagation through time, the exact gradient) (default: adjoint).")
     public var gradient: GradientMethod?
-    @Option(help: "Spike sums: sparse (gather/scatter over the spikes, default) or blas (SGEMV/SGEMM on the 0/1 spike matrices, the reference); equal up to summation order.")
-    public var kernel: Kernel?
+    @Option(help: "Spike sums: sparse (gather/scatter over the spikes), blas (SGEMV/SGEMM on the 0/1 spike matrices, the reference), or auto (the faster of the two for the run's spike density, measured on its first sequence; run.json says which and why) (default: auto). Equal up to summation order.")
+    public var kernel: KernelChoice?
     @Flag(inversion: .prefixedNo, help: "Also compute the BPTT gradient of every batch (not used for training) and write the cosine similarity and norm ratio of the e-prop gradient against it, per weight matrix (gradient_cosine.npy, gradient_norm_ratio.npy, loss.csv) (default: off).")
     public var compareGradients: Bool?
     @Option(help: "Worker threads; each simulates fixed groups of 8 sequences of a batch (results do not depend on it; default: 1).")
@@ -258,6 +258,8 @@ public struct OutputOptions: ParsableArguments {
     public var nRecordW: Int?
     @Flag(help: "Print only the final summary.")
     public var quiet = false
+    @Flag(help: "Time each phase of every iteration (the forward step's four parts, backward scan, gradient scatter, readout gradient, loading, exchange, bookkeeping, optimizer, checks) into run.json timings.phases_per_iteration_mean_s; the clock reads add a few per cent to the run (README \"Performance\").")
+    public var profilePhases = false
     @Flag(help: "Render the tutorial's five figures (PNG) into the output folder with notebooks-data/plot_run.py (needs Python with matplotlib: bash scripts/setup.sh).")
     public var plot = false
     @Flag(help: "Print the resolved configuration (the task's defaults with the options applied) as JSON and exit without training.")

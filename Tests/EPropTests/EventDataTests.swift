@@ -166,9 +166,9 @@ final class EventDataTests: XCTestCase {
         var c = config(samples: trainSet, iterations: 6)
         let trainer = train(Double.self, c, try TaskGenerator.generate(c, dataset: trainSet))
         let patterns = Patterns(dataset: test, shuffleSeed: nil)
-        let one = Evaluator<Double>(config: c, patterns: patterns).evaluate(trainer.net, iteration: 6)
+        let one = Evaluator<Double>(config: c, kernel: trainer.kernel.used, patterns: patterns).evaluate(trainer.net, iteration: 6)
         c.threads = 2
-        let two = Evaluator<Double>(config: c, patterns: patterns).evaluate(trainer.net, iteration: 6)
+        let two = Evaluator<Double>(config: c, kernel: trainer.kernel.used, patterns: patterns).evaluate(trainer.net, iteration: 6)
         XCTAssertEqual([one.loss, one.accuracy], [two.loss, two.accuracy])
         XCTAssertEqual(one.confusion, two.confusion)
         XCTAssertEqual(one.confusion.flatMap { $0 }.reduce(0, +), 21)
@@ -180,7 +180,7 @@ final class EventDataTests: XCTestCase {
         for k in 0..<21 {
             let p = patterns.sequence(k)
             seq.setSequence(0, input: p.input, target: p.target)
-            seq.forward(trainer.net, learningWindow: c.resolvedLearningWindow, kernel: c.kernel)
+            seq.forward(trainer.net, learningWindow: c.resolvedLearningWindow, kernel: trainer.kernel.used)
             XCTAssertEqual(seq.targetClass(0), test.labels[k])
             confusion[seq.targetClass(0)][seq.predictedClass(0)] += 1
             loss += seq.loss.reduce(0, +) / Double(c.resolvedLearningWindow)
