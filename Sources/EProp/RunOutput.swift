@@ -16,6 +16,7 @@ public enum RunOutput {
         try folder.write(NPYArray(shape: [n], values: t.results.map(\.loss)), "loss.npy")
         try folder.write(NPYArray(shape: [n, t.config.optimizer.batchSize], values: t.results.flatMap(\.lossPerSequence)), "loss_per_sequence.npy")
         try folder.write(NPYArray(shape: [n], values: t.results.map(\.rateHz)), "rate_rec_hz.npy")
+        try folder.write(NPYArray(shape: [n], values: t.results.map { $0.inputRateHz ?? .nan }), "rate_in_hz.npy")
         let nOut = t.net.nOut
         try folder.write(NPYArray(shape: [n, nOut], values: t.results.flatMap(\.lossPerReadout)), "loss_per_readout.npy")
         let classification = t.config.readout.loss == .crossEntropy

@@ -71,6 +71,8 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
     public let spikeCount: Matrix<S>
     /// `[B, nRec]` refractory counters.
     let refractory: UnsafeMutablePointer<Int32>
+    /// `[nRec]` scratch: 1 where the neuron spikes in this step, else 0 (z as an integer).
+    let fired: UnsafeMutablePointer<Int32>
     /// `[B, nRec]` scratch: synaptic input sum_i W_ji p_i.
     let current: Matrix<S>
     /// `[B, nOut]` readout membrane of the current step.
@@ -114,6 +116,8 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
         spikeCount = Matrix(rows: B, cols: nRec)
         refractory = .allocate(capacity: B * nRec)
         refractory.initialize(repeating: 0, count: B * nRec)
+        fired = .allocate(capacity: nRec)
+        fired.initialize(repeating: 0, count: nRec)
         current = Matrix(rows: B, cols: nRec)
         uNow = Matrix(rows: B, cols: nOut)
         loss = [Double](repeating: 0, count: B * nOut)
@@ -125,6 +129,7 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
 
     deinit {
         refractory.deallocate()
+        fired.deallocate()
     }
 
     /// Loads the input pattern `[nIn, T]` and target `[nOut, T]` of sequence `b`.
@@ -224,7 +229,7 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
         let P = net.prop
         let alpha = P.alpha.p, zeta = P.zeta.p, iScale = P.currentScale.p
         let (rho, beta, vTh, vMin, nRef, iE) = (P.rho, P.beta.p, P.vTh, P.vMin, P.refractorySteps, P.iE)
-        let vp = v.p, ap = a.p, cnt = spikeCount.p, refr = refractory, cur = current.p
+        let vp = v.p, ap = a.p, cnt = spikeCount.p, refr = refractory, cur = current.p, fired = self.fired
         let windowStart = T - learningWindowUsed
         let wInT = net.wInT.p, wRecT = net.wRecT.p, wOut = net.wOut.p, feedback = net.feedback.p
 
@@ -272,16 +277,22 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
             for j in 0..<nRec {
                 let threshold = vTh + beta[j] * ab[j]
                 psib[j] = vb[j] - threshold  // the distance d; psi(d) below
-                zb[j] = rb[j] == 0 && vb[j] >= threshold ? 1 : 0
+                let fires = rb[j] == 0 && vb[j] >= threshold
+                zb[j] = fires ? 1 : 0
+                fired[j] = fires ? 1 : 0
             }
             P.surrogateGradient(psiNow + b * nRec, count: nRec, refractory: refr + b * nRec)
-            // Spike bookkeeping: refractory start, count, and the spike list.
-            for j in 0..<nRec where zNow[b &* nRec &+ j] != 0 {
-                let q = b &* nRec &+ j
-                refr[q] = nRef
-                cnt[q] += 1
-                nowList[nowCount] = Int32(j)
-                nowCount += 1
+            // Spike bookkeeping, branch-free (which neuron spikes is unpredictable, and a branch
+            // per neuron cost a third of the step): refractory start and count, then the spike
+            // list, every index written and the end moved past it where the neuron spiked.
+            let countb = cnt + b &* nRec
+            for j in 0..<nRec {
+                rb[j] = zb[j] != 0 ? nRef : rb[j]
+                countb[j] += zb[j]
+            }
+            for j in 0..<nRec {
+                nowList[nowCount] = Int32(truncatingIfNeeded: j)
+                nowCount &+= Int(fired[j])  // an integer add: a comparison of z here became a branch again
             }
             spikes.count[s * B + b] = nowCount
             let vr = vRecord.row(s * B + b), ar = aRecord.row(s * B + b)
@@ -321,17 +332,17 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
                     errNow[q] = e
                     loss[q] += 0.5 * Double(e) * Double(e)
                 }
+            case .crossEntropy where !inWindow:
+                for k in 0..<nOut { errNow[b &* nOut &+ k] = 0 }  // no softmax needed outside the window
             case .crossEntropy:
                 let sum = Softmax.denominator(uNow.p + b * nOut, count: nOut, eL: P.eLOut)
                 for k in 0..<nOut {
                     let q = b &* nOut &+ k
                     let pi = Softmax.output(uNow.p[q], eL: P.eLOut, denominator: sum)
-                    errNow[q] = inWindow ? S(pi) - yStar[q] : 0
-                    if inWindow {
-                        if yStar[q] != 0 { loss[q] -= Double(yStar[q]) * Foundation.log(pi) }
-                        windowSum[q] += pi
-                        targetSum[q] += Double(yStar[q])
-                    }
+                    errNow[q] = S(pi) - yStar[q]
+                    if yStar[q] != 0 { loss[q] -= Double(yStar[q]) * Foundation.log(pi) }
+                    windowSum[q] += pi
+                    targetSum[q] += Double(yStar[q])
                 }
             }
         }

@@ -13,6 +13,8 @@ public struct IterationResult: Codable, Sendable {
     public let lossPerReadout: [Double]
     /// Mean firing rate of the recurrent neurons in this iteration (spikes/s).
     public let rateHz: Double
+    /// Mean rate of the input spikes the network received (spikes/s; NEST drops step 0's).
+    public var inputRateHz: Double? = nil
     /// Cross entropy: fraction of the batch's sequences classified right; nil for regression.
     public var accuracy: Double? = nil
     /// With `compareGradients`, per trained matrix (`TrainedMatrix` order): the cosine similarity
@@ -95,11 +97,11 @@ final class Workspace<S: Scalar>: @unchecked Sendable {
 /// `GradientExchange`'s outcomes: per sequence and readout the loss, then the shard's totals.
 enum ShardOutcome {
     /// Doubles in a record: `shardSize * nOut` losses and the four totals.
-    static func stride(nOut: Int, shardSize: Int) -> Int { shardSize * nOut + 4 }
+    static func stride(nOut: Int, shardSize: Int) -> Int { shardSize * nOut + 5 }
     /// Offsets of the totals after the losses: correct decisions, recurrent spikes, whether the
-    /// membrane voltage is finite (1) or not (0), and whether the shard holds the run's last
-    /// sequence and so a separate L(T-1) term (1) or not (0).
-    static let correct = 0, spikes = 1, voltageFinite = 2, holdsLastOfRun = 3
+    /// membrane voltage is finite (1) or not (0), whether the shard holds the run's last
+    /// sequence and so a separate L(T-1) term (1) or not (0), and input spikes.
+    static let correct = 0, spikes = 1, voltageFinite = 2, holdsLastOfRun = 3, inputSpikes = 4
 }
 
 /// Trains a network on a task's patterns (the same frozen pattern in every sequence, as in the
@@ -243,7 +245,7 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         shard.bpttGradients?.zero()
         if missing.lastOfRun != nil { shard.lastTerm.zero() }
         let record = exchange.outcome(shard.index), totals = record + Self.shardSize * nOut
-        var (correct, spikes, finite) = (0.0, 0.0, true)
+        var (correct, spikes, inputSpikes, finite) = (0.0, 0.0, 0, true)
         let clock = seq.clock, kernel = self.kernel.used
         clock?.start()
         for b in 0..<shard.size {
@@ -261,6 +263,7 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
             for k in 0..<nOut { record[b * nOut + k] = seq.loss[k] }
             if seq.isCorrect(0) { correct += 1 }
             for q in 0..<seq.spikeCount.count { spikes += Double(seq.spikeCount.p[q]) }
+            for r in 0..<seq.steps { inputSpikes += seq.inputSpikes.count[r] }
             clock?.lap(.bookkeeping)
             finite = finite && Self.firstNonFinite(seq.v) == nil
             clock?.lap(.checks)
@@ -270,6 +273,7 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         totals[ShardOutcome.spikes] = spikes
         totals[ShardOutcome.voltageFinite] = finite ? 1 : 0
         totals[ShardOutcome.holdsLastOfRun] = missing.lastOfRun != nil ? 1 : 0
+        totals[ShardOutcome.inputSpikes] = Double(inputSpikes)
     }
 
     /// Runs one iteration and returns its result. Collective in a group of processes.
@@ -298,7 +302,7 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
         clock?.lap(.exchange)
         if group.rank == 0 { record() }
         // Fixed order: shard 0, 1, ...
-        var lossPerSequence: [Double] = [], lossPerReadout = [Double](repeating: 0, count: nOut), spikes = 0.0, correct = 0.0
+        var lossPerSequence: [Double] = [], lossPerReadout = [Double](repeating: 0, count: nOut), spikes = 0.0, inputSpikes = 0.0, correct = 0.0
         // Regression: the tutorial's sum over steps; cross entropy: NEST's example's mean over the window.
         let lossScale = config.readout.loss == .crossEntropy ? Double(config.resolvedLearningWindow) : 1
         for shard in 0..<exchange.shardCount {
@@ -309,6 +313,7 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
             }
             correct += totals[ShardOutcome.correct]
             spikes += totals[ShardOutcome.spikes]
+            inputSpikes += totals[ShardOutcome.inputSpikes]
         }
         let averageOver = config.averageGradient ? config.resolvedLearningWindow : nil
         clock?.lap(.bookkeeping)
@@ -338,6 +343,7 @@ public final class Trainer<S: Scalar>: @unchecked Sendable {
             lossPerReadout: lossPerReadout, rateHz: spikes / Double(B * net.nRec * T) * 1000,
             seconds: elapsed.seconds)
         if config.readout.loss == .crossEntropy { result.accuracy = correct / Double(B) }
+        result.inputRateHz = inputSpikes / Double(B * net.nIn * T) * 1000
         (result.gradientCosine, result.gradientNormRatio) = (comparison?.cosine, comparison?.normRatio)
         if group.size > 1 { result.exchangeSeconds = exchangeSeconds }
         if let clock {
