@@ -23,6 +23,9 @@ public struct Optimizer: Sendable {
 
     public init(_ parameters: OptimizerParameters) { self.parameters = parameters }
 
+    /// Elements per block of Adam's loops: four arrays of 1024 Float64 are 32 KiB, within L1.
+    static let block = 1024
+
     /// The state before the first step, for trained matrices of the given sizes (`rows * cols`).
     public func initialState<S: Scalar>(_: S.Type = S.self, sizes: [Int]) -> OptimizerState<S> {
         switch parameters.kind {
@@ -66,11 +69,16 @@ public struct Optimizer: Sendable {
                 state.firstMoment[n].withUnsafeMutableBufferPointer { mm in
                     state.secondMoment[n].withUnsafeMutableBufferPointer { vv in
                         // Same expression order as NEST's weight_optimizer.cpp; three loops over
-                        // few arrays each, which the compiler vectorizes (one loop did not).
+                        // few arrays each, which the compiler vectorizes (one loop did not), run
+                        // block by block so that a block's g, m and v are still in L1 for the
+                        // next loop (the whole arrays are larger than L2 at n_rec 200).
                         let (m, v) = (mm.baseAddress!, vv.baseAddress!)
-                        for i in 0..<count { m[i] = b1 * m[i] + (1 - b1) * g[i] }
-                        for i in 0..<count { v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i] }
-                        for i in 0..<count { w[i] = min(wMax, max(wMin, w[i] - stepSize * m[i] / (v[i].squareRoot() + eps))) }
+                        for start in stride(from: 0, to: count, by: Self.block) {
+                            let block = start..<min(start + Self.block, count)
+                            for i in block { m[i] = b1 * m[i] + (1 - b1) * g[i] }
+                            for i in block { v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i] }
+                            for i in block { w[i] = min(wMax, max(wMin, w[i] - stepSize * m[i] / (v[i].squareRoot() + eps))) }
+                        }
                     }
                 }
             }

@@ -137,18 +137,26 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
     @_specialize(where S == Double)
     public func setSequence(_ b: Int, input: Matrix<Double>, target y: Matrix<Double>) {
         precondition(input.rows == nIn && input.cols == steps && y.rows == nOut && y.cols == steps)
-        for s in 0..<steps {
-            let xr = x.row(s * batch + b), yr = target.row(s * batch + b)
+        let (B, T) = (batch, steps)
+        // Along the rows of the patterns (contiguous), through raw pointers: x and the target are
+        // [T * B, n], so each row of a pattern is one column of theirs.
+        let (xp, yp, inp, tp) = (x.p, target.p, input.p, y.p)
+        for i in 0..<nIn {
+            let from = inp + i &* T
             // Why: an input spike arriving at interval step 0 is not transmitted by NEST (docs/mathematics.md §6.1).
-            for i in 0..<nIn { xr[i] = s == 0 ? 0 : S(input[i, s]) }
-            for k in 0..<nOut { yr[k] = S(y[k, s]) }
+            xp[b &* nIn &+ i] = 0
+            for s in 1..<T { xp[(s &* B &+ b) &* nIn &+ i] = S(from[s]) }
         }
-        for s in 0..<steps {
-            let r = s * batch + b, xr = x.row(r), list = inputSpikes.index + r * nIn
+        for k in 0..<nOut {
+            let from = tp + k &* T
+            for s in 0..<T { yp[(s &* B &+ b) &* nOut &+ k] = S(from[s]) }
+        }
+        for s in 0..<T {
+            let r = s &* B &+ b, xr = x.row(r), list = inputSpikes.index + r &* nIn
             var n = 0
-            for i in 0..<nIn where xr[i] != 0 {
-                list[n] = Int32(i)
-                n += 1
+            for i in 0..<nIn {
+                list[n] = Int32(truncatingIfNeeded: i)
+                n &+= xr[i] != 0 ? 1 : 0
             }
             inputSpikes.count[r] = n
         }
@@ -273,7 +281,14 @@ public final class SequenceBuffers<S: Scalar>: @unchecked Sendable {
                 vb[j] = max(alpha[j] * vb[j] + zeta[j] * cb[j] - vTh * zpb[j] + iScale[j] * iE * latched, vMin)
             }
             for j in 0..<nRec { ab[j] = beta[j] == 0 ? 0 : rho * ab[j] + zpb[j] }  // plain LIF neurons have no adaptation
-            if nRef > 0 { for j in 0..<nRec { rb[j] = max(rb[j] &- 1, 0) } }  // refractory steps left, counted down at the step's start (always 0 without t_ref)
+            // Refractory steps left, counted down at the step's start (always 0 without t_ref);
+            // max(r - 1, 0) as bit operations, which vectorize (max became a branch per neuron).
+            if nRef > 0 {
+                for j in 0..<nRec {
+                    let r = rb[j] &- 1
+                    rb[j] = r & ~(r &>> 31)
+                }
+            }
             for j in 0..<nRec {
                 let threshold = vTh + beta[j] * ab[j]
                 psib[j] = vb[j] - threshold  // the distance d; psi(d) below
