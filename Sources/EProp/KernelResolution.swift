@@ -23,13 +23,14 @@ public struct KernelResolution: Codable, Equatable, Sendable {
         case crossoverDensity = "crossover_density"
     }
 
-    /// Where BLAS starts to win: the sparse kernel's cost per presynaptic spike and postsynaptic
-    /// neuron (forward gather and backward scatter) over the BLAS kernel's per synapse and step
-    /// (GEMV forward, GEMM gradient). Measured with `Benchmarks/accounting.py` on the tutorial
-    /// network (README "Performance": per-element costs of both kernels' phases); both kernels
-    /// stream one weight row per element, so the ratio is near 1 and the sparse kernel wins at
-    /// every density these networks reach (tutorial 0.3-2 %, evidence accumulation 1-3 %).
-    public static let crossoverDensity = 0.35
+    /// Where BLAS starts to win: the BLAS kernel's cost per synapse and step over the sparse
+    /// kernel's per presynaptic spike and postsynaptic neuron, in the two phases the choice
+    /// changes (synaptic input and gradient scatter). Measured with `--profile-phases` on the
+    /// tutorial (n_rec 200, 300 iterations, 2.3 % density, Float32, this project's 2-core AMD EPYC
+    /// machine, 2026-12-02): BLAS 0.042 ns per synapse and step, sparse 0.20 ns per spike and
+    /// neuron, so equal at 21 %. These networks spike far less (tutorial 0.3-2.3 %, evidence
+    /// accumulation 1-2 %, n_rec 1600 0.5 %), so `auto` keeps the sparse kernel for them.
+    public static let crossoverDensity = 0.21
 
     /// A kernel fixed by the configuration.
     public init(fixed kernel: Kernel) {
