@@ -19,10 +19,17 @@ public struct NumpyRandomState: Codable, Sendable {
     }
 
     private mutating func refill() {
-        let upper: UInt32 = 0x8000_0000, lower: UInt32 = 0x7fff_ffff
-        for i in 0..<624 {
-            let y = (key[i] & upper) | (key[(i + 1) % 624] & lower)
-            key[i] = key[(i + 397) % 624] ^ (y >> 1) ^ ((y & 1) == 0 ? 0 : 0x9908_b0df)
+        // In place and in index order, as MT19937 defines it: entry i reads entries i + 1 and
+        // i + 397 (mod 624), the wrapped ones already renewed. Three index ranges instead of a
+        // modulo per entry; the twist's conditional XOR as a mask.
+        key.withUnsafeMutableBufferPointer { k in
+            @inline(__always) func twist(_ i: Int, _ next: Int, _ far: Int) {
+                let y = (k[i] & 0x8000_0000) | (k[next] & 0x7fff_ffff)
+                k[i] = k[far] ^ (y >> 1) ^ ((0 &- (y & 1)) & 0x9908_b0df)
+            }
+            for i in 0..<227 { twist(i, i + 1, i + 397) }
+            for i in 227..<623 { twist(i, i + 1, i - 227) }
+            twist(623, 0, 396)
         }
         pos = 0
     }

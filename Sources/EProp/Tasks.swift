@@ -285,6 +285,10 @@ public final class EvidenceAccumulationTrials: @unchecked Sendable {
 
     /// `generate_evidence_accumulation_input_output` of NEST's example, draw for draw.
     private func drawBatch() -> [Trial] {
+        // Drawn from a local copy: a stored property of a class is checked for exclusive access
+        // at every call, and a trial batch takes millions of draws.
+        var rng = self.rng
+        defer { self.rng = rng }
         let B = batchSize, T = steps, nPop = nIn / 4
         let probGroup = Double(Float(Self.probGroup)), probOther = Double(Float(1 - Self.probGroup))  // float32 in the script
         let side = (0..<B).map { _ in Int(rng.nextUInt32() & 1) }  // np.random.choice([0, 1], B)
