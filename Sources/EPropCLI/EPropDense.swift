@@ -162,6 +162,10 @@ public struct EPropDense: ParsableCommand {
                 guard group.size == 1 else { throw ValidationError("invalid --evaluate: an evaluation runs in one process (start it without mpirun)") }
                 return try evaluateOnly(trained)
             }
+            if let dir = task.`init`, output.resume == nil, OnlineExport.holdsOnlineRun(URL(fileURLWithPath: dir)) {
+                guard group.size == 1 else { throw ValidationError("invalid --init: the online generation runs in one process (start it without mpirun)") }
+                return try runOnline(dir)
+            }
             BLASRuntime.setThreads(engine.blasThreads)
             let out = URL(fileURLWithPath: output.resume ?? output.out ?? RunFolder.defaultName(under: "runs"))
             // Rank 0 first: resuming recovers a checkpoint cut short, before others read it.

@@ -1,0 +1,79 @@
+import EProp
+import Foundation
+import XCTest
+
+/// The online generation from an export folder (`OnlineExport`) and on the command line (`eprop-dense --init`).
+final class OnlineCLITests: XCTestCase {
+    lazy var tmp: URL = FileManager.default.temporaryDirectory.appendingPathComponent("eprop-online-cli-\(UUID().uuidString)")
+    let regression = onlineReferenceRoot.appendingPathComponent("nest-3.10-online-regression-test")
+
+    override func setUpWithError() throws { try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true) }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: tmp) }
+
+    /// params.json read back gives exactly the parameters NEST's test sets (bit for bit: a decimal parsed to a
+    /// neighbouring double moves NEST's weights by 1e-18, which the exact comparisons below would catch too).
+    func testExportParametersAreTheTestsBitForBit() throws {
+        for model in OnlineNeuronModel.allCases {
+            let spec = try OnlineExport.load(regression.appendingPathComponent(model.rawValue))
+            XCTAssertEqual(spec.parameters, OnlineNESTReferenceTests.regressionParameters(model), "\(model)")
+            XCTAssertEqual(spec.stimulus.iterations, 5)
+            XCTAssertEqual(spec.stimulus.steps, 505)
+        }
+    }
+
+    /// The command line on each of NEST's four test networks: every spike, the loss and the final weights equal
+    /// NEST's exactly (Float64), in files named as NEST's export names them.
+    func testCommandLineReproducesNESTsTestNetworks() throws {
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: binary.path), "eprop-dense not built at \(binary.path)")
+        for model in OnlineNeuronModel.allCases {
+            let nest = regression.appendingPathComponent(model.rawValue), out = tmp.appendingPathComponent(model.rawValue)
+            let r = try runCLI(["--init", nest.path, "--out", out.path, "--precision", "double", "--quiet"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            for name in ["loss", "spikes_rec_senders", "spikes_rec_times_ms", "w_in_rec_final", "w_rec_rec_final", "w_rec_out_final"] {
+                let mine = try NPY.read(out.appendingPathComponent(name + ".npy")), theirs = try NPY.read(nest.appendingPathComponent(name + ".npy"))
+                XCTAssertEqual(mine.shape, theirs.shape, "\(model) \(name)")
+                if let i = mine.values.indices.first(where: { mine.values[$0] != theirs.values[$0] }) {
+                    XCTFail("\(model) \(name)[\(i)]: \(mine.values[i]) vs NEST \(theirs.values[i])")
+                }
+            }
+            let record = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("run.json"))) as? [String: Any]
+            XCTAssertEqual((record?["parameters"] as? [String: Any]).flatMap { ($0["recurrent"] as? [String: Any])?["model"] as? String }, model.rawValue)
+        }
+    }
+
+    /// Copies an export, letting `alter` change its params.json object.
+    func exportCopy(_ alter: (inout [String: Any]) -> Void) throws -> URL {
+        let source = regression.appendingPathComponent("eprop_iaf"), dir = tmp.appendingPathComponent("export-\(UUID().uuidString)")
+        try FileManager.default.copyItem(at: source, to: dir)
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("params.json"))) as! [String: Any]
+        alter(&json)
+        try JSONSerialization.data(withJSONObject: json).write(to: dir.appendingPathComponent("params.json"))
+        return dir
+    }
+
+    func testBadExportsAreRefusedByName() throws {
+        func refused(_ alter: (inout [String: Any]) -> Void, _ expected: String, file: StaticString = #filePath, line: UInt = #line) throws {
+            XCTAssertThrowsError(try OnlineExport.load(exportCopy(alter)), file: file, line: line) { e in
+                XCTAssertTrue("\(e)".contains(expected), "\(e) does not name \(expected)", file: file, line: line)
+            }
+        }
+        try refused({ j in var r = j["params_rec"] as! [String: Any]; r["tau_syn"] = 2.0; j["params_rec"] = r }, "params_rec.tau_syn")
+        try refused({ j in var r = j["params_rec"] as! [String: Any]; r["tau_m"] = -1.0; j["params_rec"] = r }, "tau_m")
+        try refused({ j in var r = j["params_rec"] as! [String: Any]; r["V_m"] = 0.01; j["params_rec"] = r }, "params_rec.V_m")
+        try refused({ j in var o = j["optimizer"] as! [String: Any]; o["type"] = "sgd"; j["optimizer"] = o }, "optimizer.type")
+        try refused({ j in j["model"] = "eprop_iaf_bsshslm_2020" }, "model")
+        try refused({ j in j["simulated_steps"] = 100 }, "simulated_steps")
+        try refused({ j in j["n_rec"] = 99 }, "w_in_rec_init.npy")
+    }
+
+    func testCommandLineRefusesOptionsTheExportDoesNotTake() throws {
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: binary.path), "eprop-dense not built at \(binary.path)")
+        let nest = regression.appendingPathComponent("eprop_iaf").path, out = tmp.appendingPathComponent("refused").path
+        for (args, named) in [(["--eta", "0.1"], "eta"), (["--threads", "2"], "--threads"), (["--n-record", "3"], "--n-record")] {
+            let r = try runCLI(["--init", nest, "--out", out] + args)
+            XCTAssertEqual(r.status, 64, "\(args): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains(named), "\(args): \(r.stderr)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out), "nothing written for \(args)")
+        }
+    }
+}
