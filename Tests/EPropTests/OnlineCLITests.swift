@@ -41,6 +41,23 @@ final class OnlineCLITests: XCTestCase {
         }
     }
 
+    /// NEST's online sine-wave example (forced final update, gradient descent once per spike, cutoff 100 ms) from its
+    /// committed export: loss, every spike and the final weights equal NEST's exactly.
+    func testCommandLineReproducesNESTsSineWaveExample() throws {
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: binary.path), "eprop-dense not built at \(binary.path)")
+        let nest = onlineReferenceRoot.appendingPathComponent("nest-3.10-online-sine-waves-seed1-iter5"), out = tmp.appendingPathComponent("example")
+        let r = try runCLI(["--init", nest.path, "--out", out.path, "--precision", "double", "--quiet"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        func values(_ dir: URL, _ name: String) throws -> [Double] { try NPY.read(dir.appendingPathComponent(name + ".npy")).values }
+        let pairs = [("loss", "loss"), ("spikes_rec_senders", "spikes_rec_senders"), ("spikes_rec_times_ms", "spikes_rec_stamps"),
+                     ("w_in_rec_final", "w_in_rec_final"), ("w_rec_rec_final", "w_rec_rec_final"), ("w_rec_out_final", "w_rec_out_final")]
+        for (mine, theirs) in pairs {
+            let a = try values(out, mine), b = try values(nest, theirs)
+            XCTAssertEqual(a.count, b.count, mine)
+            if let i = a.indices.first(where: { $0 < b.count && a[$0] != b[$0] }) { XCTFail("\(mine)[\(i)]: \(a[i]) vs NEST \(b[i])") }
+        }
+    }
+
     /// Copies an export, letting `alter` change its params.json object.
     func exportCopy(_ alter: (inout [String: Any]) -> Void) throws -> URL {
         let source = regression.appendingPathComponent("eprop_iaf"), dir = tmp.appendingPathComponent("export-\(UUID().uuidString)")

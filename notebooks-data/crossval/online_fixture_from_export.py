@@ -6,7 +6,8 @@ example eprop_supervised_regression_sine-waves.py, see its README.md and manifes
 tests do not need. This keeps: the initial weights (stored as float32: they are float32 draws, checked exact),
 the frozen input pattern and target, the loss per iteration, every recurrent spike (stamps as int32 steps:
 checked exact), the final weights (float64, unchanged), the weight-recorder events (stamps int32, populations uint8,
-weights float64), script_params.json and summary.json.
+weights float64), script_params.json and summary.json; and writes params.json, the parameters of script_params.json
+in the layout `eprop-dense --init` reads for the online generation (as nest_online_export.py writes it).
 
     python3 notebooks-data/crossval/online_fixture_from_export.py EXPORT_DIR OUT_DIR
 """
@@ -44,6 +45,19 @@ def main(src, out):
         shutil.copyfile(os.path.join(src, name + ".npy"), os.path.join(out, name + ".npy"))
     for name in ["script_params.json", "summary.json"]:
         shutil.copyfile(os.path.join(src, name), os.path.join(out, name))
+    with open(os.path.join(src, "script_params.json")) as f:
+        sp = json.load(f)
+    d = sp["duration_ms"]
+    assert d["step"] == 1.0, "params.json counts steps of 1 ms"
+    params = {
+        "model": sp["model"], "n_in": sp["n_in"], "n_rec": sp["n_rec"], "n_out": sp["n_out"],
+        "params_rec": sp["params_nrn_rec"], "params_out": sp["params_nrn_out"],
+        "optimizer": sp["params_common_syn_eprop"]["optimizer"],
+        "sequence_steps": int(d["sequence"]), "iterations": sp["n_iter"], "simulated_steps": int(d["sim"]),
+        "final_update": bool(sp["final_update"]),
+    }
+    with open(os.path.join(out, "params.json"), "w") as f:
+        json.dump(params, f, indent=1)
 
 
 if __name__ == "__main__":
