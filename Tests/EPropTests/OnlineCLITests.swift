@@ -21,6 +21,23 @@ final class OnlineCLITests: XCTestCase {
         }
     }
 
+    /// The generator draws NEST's networks bit for bit: parameters, initial weights, input pattern and target equal
+    /// the four test exports and the example export (seed 1).
+    func testGeneratedSineWaveRunsAreNESTsBitForBit() throws {
+        let cases = OnlineNeuronModel.allCases.map { ($0, OnlineSineWaveTask.Preset.test, regression.appendingPathComponent($0.rawValue)) }
+            + [(.eprop_iaf, .example, onlineReferenceRoot.appendingPathComponent("nest-3.10-online-sine-waves-seed1-iter5"))]
+        for (model, preset, dir) in cases {
+            let nest = try OnlineExport.load(dir), mine = OnlineSineWaveTask.generate(model, preset: preset, seed: 1, iterations: 5)
+            let what = "\(model) \(preset)"
+            XCTAssertEqual(mine.parameters, nest.parameters, what)
+            XCTAssertEqual(mine.stimulus, nest.stimulus, what)
+            for (name, a, b) in [("w_in", mine.weights.wIn, nest.weights.wIn), ("w_rec", mine.weights.wRec, nest.weights.wRec),
+                                 ("w_out", mine.weights.wOut, nest.weights.wOut), ("feedback", mine.weights.feedback, nest.weights.feedback)] {
+                if let i = a.indices.first(where: { a[$0] != b[$0] }) { XCTFail("\(what) \(name)[\(i)]: \(a[i]) vs NEST \(b[i])") }
+            }
+        }
+    }
+
     /// The command line on each of NEST's four test networks: every spike, the loss and the final weights equal
     /// NEST's exactly (Float64), in files named as NEST's export names them.
     func testCommandLineReproducesNESTsTestNetworks() throws {

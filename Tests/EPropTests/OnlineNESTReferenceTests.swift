@@ -22,26 +22,9 @@ final class OnlineNESTReferenceTests: XCTestCase {
 
     /// The network of `test_eprop_regression` for one model (T = 100, 5 iterations, 505 steps, Adam for
     /// eprop_iaf, gradient descent otherwise, optimize_each_step, batch 1, cutoff 100 ms, flush every 100 ms).
+    /// The test's parameters (checked against the export's params.json in `OnlineCLITests`).
     static func regressionParameters(_ model: OnlineNeuronModel) -> OnlineNetworkParameters {
-        let T = 100.0, scale = 1.0 - 0.97
-        var r = OnlineRecurrentParameters(model: model)
-        (r.cM, r.cReg, r.eL, r.isiTraceCutoff, r.fTarget, r.flushEventSendInterval) = (1, 300 / T, 0, 100, 10, T)
-        (r.iE, r.kappa, r.kappaReg, r.surrogateGradient) = (0, 0.97, 0.97, .piecewiseLinear)
-        (r.surrogateHeight, r.surrogateWidth, r.tRef, r.tauM, r.vTh) = (10, 0.03, 0, 30, 0.03)
-        switch model {
-        case .eprop_iaf_psc_delta, .eprop_iaf_psc_delta_adapt:
-            (r.vReset, r.cReg, r.vTh) = (-0.5, 2 / T / (scale * scale), 0.5)
-        case .eprop_iaf_adapt:
-            (r.adaptBeta, r.adaptTau) = (0.0174, 2000)
-        case .eprop_iaf: break
-        }
-        var p = OnlineNetworkParameters(nIn: 100, nRec: 100, nOut: 1, recurrent: r)
-        (p.readout.cM, p.readout.eL, p.readout.isiTraceCutoff, p.readout.iE, p.readout.tauM) = (1, 0, 100, 0, 30)
-        p.optimizer = OnlineOptimizerParameters(kind: model == .eprop_iaf ? .adam : .gradientDescent)
-        (p.optimizer.batchSize, p.optimizer.eta, p.optimizer.optimizeEachStep) = (1, 1e-4 * (scale * scale), true)
-        (p.optimizer.wMin, p.optimizer.wMax) = (-100, 100)
-        (p.optimizer.beta1, p.optimizer.beta2, p.optimizer.epsilon) = (0.9, 0.999, 1e-7)
-        return p
+        OnlineSineWaveTask.parameters(model, preset: .test)
     }
 
     /// NEST's `loss_nest_reference` of the test, per model.
@@ -92,18 +75,7 @@ final class OnlineNESTReferenceTests: XCTestCase {
 
     /// NEST's `eprop_supervised_regression_sine-waves.py` with its defaults, 5 iterations: eprop_iaf, gradient
     /// descent once per spike, eta = 1e-4 (1 - kappa)^2, cutoff 100 ms, flush every 1000 ms, forced final update.
-    static func exampleParameters() -> OnlineNetworkParameters {
-        var r = OnlineRecurrentParameters(model: .eprop_iaf)
-        (r.cM, r.eL, r.iE, r.vTh, r.cReg, r.isiTraceCutoff, r.fTarget) = (1, 0, 0, 0.03, 0.3, 100, 10)
-        (r.flushEventSendInterval, r.kappa, r.kappaReg, r.surrogateGradient) = (1000, 0.97, 0.97, .piecewiseLinear)
-        (r.surrogateHeight, r.surrogateWidth, r.tRef, r.tauM) = (10, 1 / 33.3, 0, 30)
-        var p = OnlineNetworkParameters(nIn: 100, nRec: 100, nOut: 1, recurrent: r)
-        (p.readout.cM, p.readout.eL, p.readout.iE, p.readout.isiTraceCutoff, p.readout.tauM) = (1, 0, 0, 100, 30)
-        let scale = 1 - 0.97
-        p.optimizer = OnlineOptimizerParameters(kind: .gradientDescent)
-        (p.optimizer.batchSize, p.optimizer.eta, p.optimizer.optimizeEachStep) = (1, 1e-4 * (scale * scale), false)
-        return p
-    }
+    static func exampleParameters() -> OnlineNetworkParameters { OnlineSineWaveTask.parameters(.eprop_iaf, preset: .example) }
 
     static func exampleReference() throws -> OnlineReference {
         try OnlineReference(

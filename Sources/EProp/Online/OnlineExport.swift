@@ -6,8 +6,8 @@ public struct OnlineRunSpec: Sendable {
     public var parameters: OnlineNetworkParameters
     public var weights: OnlineWeights
     public var stimulus: OnlineStimulus
-    /// The folder it was read from.
-    public var source: URL
+    /// Where it came from: the export folder, or the generator and its seed.
+    public var source: String
 }
 
 /// Reads an online export folder: what `notebooks-data/crossval/nest_online_export.py` writes from a NEST 3.10 run
@@ -77,7 +77,7 @@ public enum OnlineExport {
         let stimulus = OnlineStimulus.frozenPattern(
             pattern: pattern.map { $0 != 0 }, nIn: nIn, target: target, nOut: nOut, sequence: T, iterations: iterations,
             steps: steps, finalUpdate: finalUpdate)
-        return OnlineRunSpec(parameters: p, weights: weights, stimulus: stimulus, source: folder)
+        return OnlineRunSpec(parameters: p, weights: weights, stimulus: stimulus, source: "--init \(folder.path)")
     }
 
     /// `params.json` as a dictionary. Python's `json` writes an infinite cutoff or interval as the bare word

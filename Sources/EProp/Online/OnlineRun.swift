@@ -78,7 +78,7 @@ public enum OnlineRun {
         let record = OnlineRunRecord(
             generation: "online (NEST 3.10 eprop_iaf* / eprop_readout / eprop_synapse)", status: "complete",
             eprop_dense_version: RunOutput.version, git_commit: gitCommit, command_line: commandLine,
-            init_source: spec.source.path, date_utc: ISO8601DateFormatter().string(from: Date()), precision: S.self == Float.self ? .float : .double,
+            init_source: spec.source, date_utc: ISO8601DateFormatter().string(from: Date()), precision: S.self == Float.self ? .float : .double,
             parameters: p, sequence_steps: s.sequence, iterations: s.iterations, simulated_steps: s.steps,
             loss: sim.loss, recurrent_spikes: summary.recurrentSpikes,
             timings: .init(total_s: seconds, per_iteration_mean_s: summary.secondsPerIteration),
