@@ -50,7 +50,7 @@ public struct EPropDense: ParsableCommand {
             }
         }
         // A plain LIF model asked for on a task whose default mixes in adaptive neurons.
-        if neuron.model == .lif && neuron.nAdaptive == nil { c.recurrent.nAdaptive = nil }
+        if neuron.model == .legacy(.lif) && neuron.nAdaptive == nil { c.recurrent.nAdaptive = nil }
         applyOptions(to: &c)
         try refuseUnused(c)
         return c
@@ -162,9 +162,9 @@ public struct EPropDense: ParsableCommand {
                 guard group.size == 1 else { throw ValidationError("invalid --evaluate: an evaluation runs in one process (start it without mpirun)") }
                 return try evaluateOnly(trained)
             }
-            if let dir = task.`init`, output.resume == nil, OnlineExport.holdsOnlineRun(URL(fileURLWithPath: dir)) {
-                guard group.size == 1 else { throw ValidationError("invalid --init: the online generation runs in one process (start it without mpirun)") }
-                return try runOnline(dir)
+            if let online = try onlineRun() {
+                guard group.size == 1 else { throw ValidationError("invalid --init/--model: the online generation runs in one process (start it without mpirun)") }
+                return try runOnline(online)
             }
             BLASRuntime.setThreads(engine.blasThreads)
             let out = URL(fileURLWithPath: output.resume ?? output.out ?? RunFolder.defaultName(under: "runs"))

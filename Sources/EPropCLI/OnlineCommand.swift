@@ -2,16 +2,34 @@ import ArgumentParser
 import EProp
 import Foundation
 
-/// The online generation (NEST 3.9+ `eprop_iaf*`): `--init` with an online export folder (`params.json` naming one
-/// of the online models, see `OnlineExport`) trains that network exactly as NEST 3.10 does.
+/// NEST's online generation (3.9+, `eprop_iaf*`): `--init` with an online export folder (`params.json` naming one of
+/// the online models, see `OnlineExport`), or `--model eprop_iaf...` for NEST's online sine-wave example drawn from
+/// `--seed` (`OnlineSineWaveTask`).
 extension EPropDense {
-    /// Trains the online export in `dir` into `--out`.
-    func runOnline(_ dir: String) throws {
-        try refuseOptionsOfTheLegacyGeneration(dir)
-        let spec: OnlineRunSpec
-        do { spec = try OnlineExport.load(URL(fileURLWithPath: dir)) } catch let e as OnlineParameterError {
-            throw ValidationError("invalid --init: \(e)")
+    /// NEST's example trains 200 iterations.
+    static let onlineExampleIterations = 200
+
+    /// The online run the options ask for, or nil for the legacy generation.
+    func onlineRun() throws -> OnlineRunSpec? {
+        if let dir = task.`init`, output.resume == nil, OnlineExport.holdsOnlineRun(URL(fileURLWithPath: dir)) {
+            try refuseOptionsTheOnlineRunDoesNotTake(source: "\(dir) is an online-generation export whose params.json sets every parameter (edit it instead)")
+            do { return try OnlineExport.load(URL(fileURLWithPath: dir)) } catch let e as OnlineParameterError {
+                throw ValidationError("invalid --init: \(e)")
+            }
         }
+        guard case .online(let model) = neuron.model else { return nil }
+        if let t = task.task, t != .sineWaves {
+            throw ValidationError("invalid --task: the online generation (--model \(model.rawValue)) trains NEST's online sine-wave example (sine-waves), not \(t.rawValue)")
+        }
+        try refuseOptionsTheOnlineRunDoesNotTake(
+            source: "--model \(model.rawValue) trains NEST's online sine-wave example with the script's parameters; it takes --seed, --iterations and --task sine-waves",
+            allowing: ["seed", "iterations"])
+        if let n = task.iterations, n < 1 { throw ValidationError("invalid --iterations: >= 1 required") }
+        return OnlineSineWaveTask.generate(model, preset: .example, seed: UInt32(task.seed ?? 1), iterations: task.iterations ?? Self.onlineExampleIterations)
+    }
+
+    /// Trains `spec` into `--out`.
+    func runOnline(_ spec: OnlineRunSpec) throws {
         let folder = try RunFolder(URL(fileURLWithPath: output.out ?? RunFolder.defaultName(under: "runs")), replace: output.force)
         let quiet = output.quiet
         let summary = try OnlineRun.train(
@@ -26,26 +44,32 @@ extension EPropDense {
             summary.secondsPerIteration, summary.peakMemoryMB, summary.folder.path).utf8))
     }
 
-    /// The export's `params.json` defines the whole online run: any option that sets a parameter of the legacy
-    /// generation, or a feature the online path does not have yet, is refused by name.
-    private func refuseOptionsOfTheLegacyGeneration(_ dir: String) throws {
+    /// Every option given is used or refused by name: the online path takes --out, --force, --quiet, --precision
+    /// and the configuration fields in `allowing`; any other option (a legacy parameter or a feature the online
+    /// path does not have yet) is refused, saying why (`source`).
+    private func refuseOptionsTheOnlineRunDoesNotTake(source: String, allowing: Set<String> = []) throws {
         let base = TrainingConfig.defaults(for: .infiniteLoop)
         var asked = base
         applyOptions(to: &asked)
         asked.precision = base.precision
-        let changed = Self.differences(base, asked).map { $0.components(separatedBy: " (").first ?? $0 }
+        let changed = Self.differences(base, asked).map { $0.components(separatedBy: " (").first ?? $0 }.filter { !allowing.contains($0) }
         let features = [
             ("resume", output.resume != nil), ("evaluate", output.evaluate != nil), ("checkpoint-every", output.checkpointEvery != nil),
             ("record-iterations", output.recordIterations != nil), ("n-record", output.nRecord != nil), ("n-record-w", output.nRecordW != nil),
             ("profile-phases", output.profilePhases), ("plot", output.plot), ("print-config", output.printConfig),
             ("input", task.input != nil), ("target", task.target != nil), ("train-data", task.trainData != nil), ("test-data", task.testData != nil),
-            ("task", task.task != nil), ("threads", engine.threads != nil), ("kernel", engine.kernel != nil), ("gradient", engine.gradient != nil),
+            ("task", task.task != nil && task.`init` != nil), ("model", neuron.model != nil && task.`init` != nil),
+            ("threads", engine.threads != nil), ("kernel", engine.kernel != nil), ("gradient", engine.gradient != nil),
         ].filter(\.1).map { "--\($0.0)" }
-        if let first = features.first {
-            throw ValidationError("invalid \(first): \(dir) is an online-generation export (params.json names an eprop_iaf* model); its runs take --out, --force, --quiet and --precision, and read every parameter from params.json")
-        }
-        if let first = changed.first {
-            throw ValidationError("invalid option setting \(first): \(dir) is an online-generation export whose params.json sets every parameter; edit params.json instead")
-        }
+        if let first = features.first { throw ValidationError("invalid \(first): \(source)") }
+        if let first = changed.first { throw ValidationError("invalid \(Self.option(forConfigKey: first)): \(source)") }
+    }
+
+    /// The option that sets a configuration field, as `differences` names fields: `recurrent.tauMMean` ->
+    /// `--tau-m-mean`, `readout.tauM` -> `--tau-m-out`.
+    static func option(forConfigKey key: String) -> String {
+        let parts = key.split(separator: ".").map(String.init)
+        let snake = parts.last!.reduce(into: "") { s, c in s += c.isUppercase ? "_" + c.lowercased() : String(c) }
+        return optionName(parts.first == "readout" ? "readout." + snake : snake)
     }
 }

@@ -74,11 +74,26 @@ public struct TaskOptions: ParsableArguments {
     }
 }
 
+/// A `--model` value: a recurrent model of either generation, by its eprop-dense or NEST name.
+public enum ModelName: ExpressibleByArgument, Equatable {
+    case legacy(NeuronModel)
+    case online(OnlineNeuronModel)
+
+    public init?(argument: String) {
+        let nestLegacy: [String: NeuronModel] = ["eprop_iaf_adapt_bsshslm_2020": .alif, "eprop_iaf_bsshslm_2020": .lif]
+        if let m = NeuronModel(rawValue: argument) ?? nestLegacy[argument] { self = .legacy(m) }
+        else if let m = OnlineNeuronModel(rawValue: argument) { self = .online(m) }
+        else { return nil }
+    }
+
+    public static var allValueStrings: [String] { NeuronModel.allCases.map(\.rawValue) + OnlineNeuronModel.allCases.map(\.rawValue) }
+}
+
 /// The recurrent neurons (`eprop_iaf_adapt_bsshslm_2020`, `eprop_iaf_bsshslm_2020`).
 public struct NeuronOptions: ParsableArguments {
     public init() {}
-    @Option(help: "Recurrent neuron model: alif (eprop_iaf_adapt_bsshslm_2020) or lif (eprop_iaf_bsshslm_2020) (tutorial: \(tutorial.recurrent.model.rawValue)).")
-    public var model: NeuronModel?
+    @Option(help: "Recurrent neuron model. NEST's legacy generation: alif (eprop_iaf_adapt_bsshslm_2020) or lif (eprop_iaf_bsshslm_2020) (tutorial: \(tutorial.recurrent.model.rawValue)). NEST's online generation (3.9+): \(OnlineNeuronModel.allCases.map(\.rawValue).joined(separator: ", ")), on NEST's online sine-wave example (README \"NEST's online generation\").")
+    public var model: ModelName?
     @Option(help: "With --model alif: how many recurrent neurons adapt, the last ones; the others are plain LIF (default: all; 50 of 100 for evidence-accumulation).")
     public var nAdaptive: Int?
     @Option(help: "Mean of the per-neuron membrane time constant tau_m (ms; tutorial: \(tutorial.recurrent.tauMMean)).")
@@ -117,7 +132,7 @@ public struct NeuronOptions: ParsableArguments {
     public var vMin: Double?
 
     func apply(to r: inout RecurrentParameters) {
-        if let model { r.model = model }
+        if case .legacy(let m) = model { r.model = m }
         if let nAdaptive { r.nAdaptive = nAdaptive }
         if let tauMMean { r.tauMMean = tauMMean }
         if let tauMStd { r.tauMStd = tauMStd }

@@ -75,6 +75,23 @@ final class OnlineCLITests: XCTestCase {
         }
     }
 
+    /// `--model eprop_iaf` draws NEST's example from `--seed` and trains it: the run equals NEST's (5 iterations).
+    func testCommandLineGeneratesNESTsExampleFromTheSeed() throws {
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: binary.path), "eprop-dense not built at \(binary.path)")
+        let nest = onlineReferenceRoot.appendingPathComponent("nest-3.10-online-sine-waves-seed1-iter5"), out = tmp.appendingPathComponent("generated")
+        let r = try runCLI(["--model", "eprop_iaf", "--seed", "1", "--iterations", "5", "--out", out.path, "--precision", "double", "--quiet"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try NPY.read(out.appendingPathComponent("loss.npy")).values, try NPY.read(nest.appendingPathComponent("loss.npy")).values)
+        XCTAssertEqual(try NPY.read(out.appendingPathComponent("w_rec_rec_final.npy")).values, try NPY.read(nest.appendingPathComponent("w_rec_rec_final.npy")).values)
+        for (args, named) in [(["--model", "eprop_iaf_adapt", "--task", "evidence-accumulation"], "--task"),
+                              (["--model", "eprop_iaf_psc_delta", "--tau-m-mean", "20"], "--tau-m-mean"),
+                              (["--model", "eprop_iaf", "--iterations", "0"], "--iterations")] {
+            let refused = try runCLI(args + ["--out", tmp.appendingPathComponent("refused").path])
+            XCTAssertEqual(refused.status, 64, "\(args): \(refused.stderr)")
+            XCTAssertTrue(refused.stderr.contains(named), "\(args): \(refused.stderr)")
+        }
+    }
+
     /// Copies an export, letting `alter` change its params.json object.
     func exportCopy(_ alter: (inout [String: Any]) -> Void) throws -> URL {
         let source = regression.appendingPathComponent("eprop_iaf"), dir = tmp.appendingPathComponent("export-\(UUID().uuidString)")
@@ -103,7 +120,7 @@ final class OnlineCLITests: XCTestCase {
     func testCommandLineRefusesOptionsTheExportDoesNotTake() throws {
         try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: binary.path), "eprop-dense not built at \(binary.path)")
         let nest = regression.appendingPathComponent("eprop_iaf").path, out = tmp.appendingPathComponent("refused").path
-        for (args, named) in [(["--eta", "0.1"], "eta"), (["--threads", "2"], "--threads"), (["--n-record", "3"], "--n-record")] {
+        for (args, named) in [(["--eta", "0.1"], "--eta"), (["--threads", "2"], "--threads"), (["--n-record", "3"], "--n-record")] {
             let r = try runCLI(["--init", nest, "--out", out] + args)
             XCTAssertEqual(r.status, 64, "\(args): \(r.stderr)")
             XCTAssertTrue(r.stderr.contains(named), "\(args): \(r.stderr)")
