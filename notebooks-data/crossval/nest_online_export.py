@@ -21,6 +21,11 @@ Usage (from the repository root, NEST 3.10 in .venv):
 
     .venv/bin/python notebooks-data/crossval/nest_online_export.py --out notebooks-data/reference/nest-3.10-online-regression-test
     .venv/bin/python notebooks-data/crossval/nest_online_export.py --variants --out notebooks-data/reference/nest-3.10-online-variants
+    .venv/bin/python notebooks-data/crossval/nest_online_export.py --out DIR --config '{"model": "eprop_iaf", "n": 30}'
+
+`--config` exports one configuration given as run()'s keyword arguments (crossval_online.py builds these): more
+readouts (one target per readout), other sizes, seeds and targets, the sine-wave example's setup with its forced final
+update (params.json then has "final_update": true), the input parrots' flush interval ("flush_event_send_interval_in").
 """
 
 import argparse
@@ -88,22 +93,40 @@ def weights(nest, pre, post):
     return w
 
 
-def run(model, out_dir, optimizer=None, n=100, rec=None, out=None, opt_overrides=None):
-    """Builds and simulates one configuration; without overrides, test_eprop_regression's for `model`."""
+def run(model, out_dir, optimizer=None, n=100, rec=None, out=None, opt_overrides=None, *, n_in=None, n_rec=None,
+        n_out=1, T=100, iterations=5, seed=1, setup="test", target_periods=None, final_update=None, flush_in=None,
+        description=None):
+    """Builds and simulates one configuration; without overrides, test_eprop_regression's for `model`.
+
+    The keyword-only arguments (used by crossval_online.py through --config; their defaults keep the test's network):
+    n_in, n_rec (default n each), n_out (readouts, one target per readout, drawn one after the other), T (steps per
+    sequence), iterations, seed (numpy), setup "test" (test_eprop_regression's parameters and weight scaling) or
+    "example" (eprop_supervised_regression_sine-waves.py's: its surrogate width, gradient descent once per spike,
+    its per-model weight scaling, the forced final update), target_periods (the periods of the superimposed sines,
+    default the test's [1000, 500, 333, 200], identically 0 for T < 200), final_update (default: True for the
+    example), flush_in (flush_event_send_interval of the input parrots, default NEST's: none).
+    """
     import nest
 
-    loss_reference = MODELS[model][1] if optimizer is None else None
+    the_test = (optimizer is None and n == 100 and rec is None and out is None and opt_overrides is None and n_in is None
+                and n_rec is None and n_out == 1 and T == 100 and iterations == 5 and seed == 1 and setup == "test"
+                and target_periods is None and not final_update and flush_in is None)
+    loss_reference = MODELS[model][1] if the_test else None  # the test's reference losses apply to its network only
+    if setup == "example":
+        optimizer = optimizer or "gradient_descent"
+        final_update = True if final_update is None else final_update
     optimizer = optimizer or MODELS[model][0]
+    final_update = bool(final_update)
     nest.ResetKernel()
     nest.set(print_time=False, resolution=1.0, total_num_virtual_procs=1)
-    np.random.seed(1)
+    np.random.seed(seed)
 
-    T, n_iter = 100, 5
+    n_iter = iterations
     task = n_iter * T
     offset_gen, delay_in_rec, extension_sim = 1, 1, 3
     total_offset = offset_gen + delay_in_rec
     sim = task + total_offset + extension_sim
-    n_in, n_rec, n_out = n, n, 1
+    n_in, n_rec = (n_in or n), (n_rec or n)
 
     params_out = {"C_m": 1.0, "E_L": 0.0, "eprop_isi_trace_cutoff": 100, "I_e": 0.0, "tau_m": 30.0, "V_m": 0.0}
     params_rec = {
@@ -124,16 +147,23 @@ def run(model, out_dir, optimizer=None, n=100, rec=None, out=None, opt_overrides
         "V_m": 0.0,
         "V_th": 0.03,
     }
+    if setup == "example":
+        params_rec["surrogate_gradient_width"] = 1.0 / 33.3
     scale = 1.0 - params_rec["kappa"]
     if model in ("eprop_iaf_psc_delta", "eprop_iaf_psc_delta_adapt"):
         params_rec.update(V_reset=-0.5, c_reg=2.0 / T / scale**2, V_th=0.5)
     elif model == "eprop_iaf_adapt":
-        params_rec.update(adapt_beta=0.0174, adapt_tau=2000.0, adaptation=0.0)
+        if setup == "example":
+            params_rec.update(adapt_beta=0.0)
+        else:
+            params_rec.update(adapt_beta=0.0174, adapt_tau=2000.0, adaptation=0.0)
     params_rec.update(rec or {})
     params_out.update(out or {})
 
     gen_in = nest.Create("spike_generator", n_in)
     nrns_in = nest.Create("parrot_neuron", n_in)
+    if flush_in is not None:
+        nrns_in.set(flush_event_send_interval=float(flush_in))
     nrns_rec = nest.Create(model, n_rec, params_rec)
     nrns_out = nest.Create("eprop_readout", n_out, params_out)
     gen_target = nest.Create("step_rate_generator", n_out)
@@ -156,18 +186,22 @@ def run(model, out_dir, optimizer=None, n=100, rec=None, out=None, opt_overrides
     np.fill_diagonal(w_rec, 0.0)
     w_out = np.array(np.random.randn(n_rec, n_out).T / np.sqrt(n_rec), dtype=f32) * scale
     w_fb = np.array(np.random.randn(n_rec, n_out) / np.sqrt(n_rec), dtype=f32)
-    if model in ("eprop_iaf", "eprop_iaf_adapt"):
+    # The test scales both eprop_iaf models; the example only eprop_iaf (eprop_iaf_adapt keeps its unscaled draws).
+    scaled = ("eprop_iaf", "eprop_iaf_adapt") if setup == "test" else ("eprop_iaf",)
+    if model in scaled:
         w_in *= scale
         w_rec *= scale
         w_fb *= scale
-    else:
+    elif model in ("eprop_iaf_psc_delta", "eprop_iaf_psc_delta_adapt"):
         w_fb /= scale
 
-    opt = {"type": optimizer, "batch_size": 1, "eta": 1e-4 * scale**2, "optimize_each_step": True}
+    opt = {"type": optimizer, "batch_size": 1, "eta": 1e-4 * scale**2, "optimize_each_step": setup != "example"}
     opt.update(Wmin=-100.0, Wmax=100.0)
     if optimizer == "adam":
         opt.update(beta_1=0.9, beta_2=0.999, epsilon=1e-7)
     opt.update(opt_overrides or {})
+    if not opt["Wmin"] <= 1.0 <= opt["Wmax"]:  # NEST checks the bounds against the default weight (1): set it to 0
+        nest.SetDefaults("eprop_synapse", {"weight": 0.0})
     nest.SetDefaults("eprop_synapse", {"optimizer": opt})
 
     syn = {"synapse_model": "eprop_synapse", "delay": 1.0}
@@ -198,20 +232,29 @@ def run(model, out_dir, optimizer=None, n=100, rec=None, out=None, opt_overrides
     gen_in.set(gen_params)
 
     # generate_superimposed_sines(T, [1000, 500, 333, 200]) of the test (identically 0 for T = 100, but its
-    # draws advance the generator, so they are made).
-    periods = [1000, 500, 333, 200]
-    amplitudes = np.random.uniform(low=0.5, high=2.0, size=len(periods))
-    phases = np.random.uniform(low=0.0, high=2.0 * np.pi, size=len(periods))
-    sines = [
-        a * np.sin(np.linspace(phi, phi + 2.0 * np.pi * (T // p), T)) for a, phi, p in zip(amplitudes, phases, periods)
-    ]
-    target = sum(sines)
-    target -= target[0]
-    target /= max(np.abs(target).max(), 1e-6)
+    # draws advance the generator, so they are made); one target per readout, drawn in readout order.
+    periods = target_periods or [1000, 500, 333, 200]
+    targets = []
+    for _ in range(n_out):
+        amplitudes = np.random.uniform(low=0.5, high=2.0, size=len(periods))
+        phases = np.random.uniform(low=0.0, high=2.0 * np.pi, size=len(periods))
+        sines = [
+            a * np.sin(np.linspace(phi, phi + 2.0 * np.pi * (T // p), T)) for a, phi, p in zip(amplitudes, phases, periods)
+        ]
+        target = sum(sines)
+        target -= target[0]
+        target /= max(np.abs(target).max(), 1e-6)
+        targets.append(target)
     gen_target.set(
-        {"amplitude_times": np.arange(0.0, task, 1.0) + total_offset, "amplitude_values": np.tile(target, n_iter)}
+        [{"amplitude_times": np.arange(0.0, task, 1.0) + total_offset, "amplitude_values": np.tile(t, n_iter)}
+         for t in targets]
     )
     gen_window.set({"amplitude_times": [float(total_offset)], "amplitude_values": [1.0]})
+    if final_update:
+        # The examples' forced final update: one spike of weight 1000 at task + 1 ms into every parrot and recurrent
+        # neuron, so that every presynaptic neuron's synapses are brought up to date at the end.
+        gen_final = nest.Create("spike_generator", 1, {"spike_times": [float(task + delay_in_rec)]})
+        nest.Connect(gen_final, nrns_in + nrns_rec, "all_to_all", {"weight": 1000.0})
 
     init = {
         "w_in_rec_init": weights(nest, nrns_in, nrns_rec),
@@ -222,8 +265,10 @@ def run(model, out_dir, optimizer=None, n=100, rec=None, out=None, opt_overrides
     nest.Simulate(float(sim))
 
     ev = mm_out.get("events")
-    y = np.asarray(ev["readout_signal"]).reshape(n_out, n_iter, 1, T)
-    ystar = np.asarray(ev["target_signal"]).reshape(n_out, n_iter, 1, T)
+    by_readout = lambda key: np.array(  # noqa: E731  [n_out, n_iter * T], each readout's samples in time order
+        [np.asarray(ev[key])[np.asarray(ev["senders"]) == g] for g in nrns_out.tolist()])
+    y = by_readout("readout_signal").reshape(n_out, n_iter, 1, T)
+    ystar = by_readout("target_signal").reshape(n_out, n_iter, 1, T)
     loss = 0.5 * np.mean(np.sum((y - ystar) ** 2, axis=3), axis=(0, 2))
     if loss_reference is not None:
         assert np.allclose(loss, loss_reference, rtol=1e-8), (loss, loss_reference)
@@ -240,7 +285,7 @@ def run(model, out_dir, optimizer=None, n=100, rec=None, out=None, opt_overrides
         w_rec_rec_final=weights(nest, nrns_rec, nrns_rec),
         w_rec_out_final=weights(nest, nrns_rec, nrns_out),
         input_spike_bool_seq=input_bools,
-        target_signal_seq=np.asarray(target, dtype=np.float64),
+        target_signal_seq=np.asarray(targets[0] if n_out == 1 else targets, dtype=np.float64),
         loss=loss,
         spikes_rec_times_ms=times[order],
         spikes_rec_senders=senders[order].astype(np.int32),
@@ -251,9 +296,17 @@ def run(model, out_dir, optimizer=None, n=100, rec=None, out=None, opt_overrides
         arrays[name] = arrays[name].astype(np.float32)
     for name, a in arrays.items():
         np.save(os.path.join(out_dir, name + ".npy"), a)
+    extra = {}
+    if final_update:
+        extra["final_update"] = True
+    if flush_in is not None:
+        extra["flush_event_send_interval_in"] = float(flush_in)
+    if description is not None:  # what crossval_online.py asked for (not read by the engine)
+        extra["crossval"] = description
     with open(os.path.join(out_dir, "params.json"), "w") as f:
         json.dump(
             {
+                **extra,
                 "model": model,
                 "n_in": n_in,
                 "n_rec": n_rec,
@@ -279,7 +332,17 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("--models", nargs="*", default=list(MODELS))
     p.add_argument("--variants", action="store_true", help="export the VARIANTS instead of the test's four networks")
+    p.add_argument("--config", metavar="JSON",
+                   help="export one configuration into OUT: a JSON object with `model` and any of run()'s other "
+                        "arguments (optimizer, n, rec, out, opt_overrides, n_in, n_rec, n_out, T, iterations, seed, "
+                        "setup, target_periods, final_update, flush_in, description); used by crossval_online.py")
     a = p.parse_args()
+    if a.config:
+        kwargs = json.loads(a.config)
+        model = kwargs.pop("model")
+        loss, n = run(model, a.out, **kwargs)
+        print(model, "loss", list(loss), "recurrent spikes", n)
+        return
     if a.variants:
         for name, v in VARIANTS.items():
             loss, n = run(v["model"], os.path.join(a.out, name), optimizer=v["optimizer"], n=40, rec=v.get("rec"),
