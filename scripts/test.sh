@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: the Swift tests in release (the shipped flags) and in debug
 # (preconditions and assertions on), the check that another package can depend on EProp by
-# version, the build without Open MPI, then the live cross-validation against NEST 3.10 (short form), the
+# version, the build without Open MPI, then the live cross-validations against NEST 3.10 of both generations (short forms), the
 # dataset converters' tests, the offline event-dataset demonstration (digits, a held-out accuracy floor)
 # and the tutorial notebook when the Python environment exists (scripts/setup.sh creates it).
 set -euo pipefail
@@ -17,6 +17,7 @@ bash scripts/check-without-mpi.sh
 if [ -x .venv/bin/python ]; then
     .venv/bin/python notebooks-data/crossval/crossval.py --quick
     .venv/bin/python notebooks-data/crossval/crossval.py --bptt
+    .venv/bin/python notebooks-data/crossval/crossval_online.py --quick
     .venv/bin/python -m unittest discover -s notebooks-data/tests
     bash notebooks-data/digits_demo.sh "$(mktemp -d)/digits"
     bash notebooks-data/check_notebook.sh
