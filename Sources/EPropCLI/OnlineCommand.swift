@@ -22,7 +22,7 @@ extension EPropDense {
             throw ValidationError("invalid --task: the online generation (--model \(model.rawValue)) trains NEST's online sine-wave example (sine-waves), not \(t.rawValue)")
         }
         try refuseOptionsTheOnlineRunDoesNotTake(
-            source: "--model \(model.rawValue) trains NEST's online sine-wave example with the script's parameters; it takes --seed, --iterations and --task sine-waves",
+            source: "--model \(model.rawValue) trains NEST's online sine-wave example with the script's parameters; it takes --seed, --iterations, --task sine-waves and the output options",
             allowing: ["seed", "iterations"])
         if let n = task.iterations, n < 1 { throw ValidationError("invalid --iterations: >= 1 required") }
         return OnlineSineWaveTask.generate(model, preset: .example, seed: UInt32(task.seed ?? 1), iterations: task.iterations ?? Self.onlineExampleIterations)
@@ -33,7 +33,7 @@ extension EPropDense {
         let folder = try RunFolder(URL(fileURLWithPath: output.out ?? RunFolder.defaultName(under: "runs")), replace: output.force)
         let quiet = output.quiet
         let summary = try OnlineRun.train(
-            spec, precision: engine.precision ?? .float, in: folder, commandLine: CommandLine.arguments,
+            spec, precision: engine.precision ?? .float, recording: try recording(), in: folder, commandLine: CommandLine.arguments,
             gitCommit: Provenance.gitCommit()
         ) { n, loss, seconds in
             if !quiet { print(String(format: "iteration %5d  loss %.8f  time %.4f s", n + 1, loss, seconds)) }
@@ -44,8 +44,8 @@ extension EPropDense {
             summary.secondsPerIteration, summary.peakMemoryMB, summary.folder.path).utf8))
     }
 
-    /// Every option given is used or refused by name: the online path takes --out, --force, --quiet, --precision
-    /// and the configuration fields in `allowing`; any other option (a legacy parameter or a feature the online
+    /// Every option given is used or refused by name: the online path takes --out, --force, --quiet, --precision,
+    /// the recording options and the configuration fields in `allowing`; any other option (a legacy parameter or a feature the online
     /// path does not have yet) is refused, saying why (`source`).
     private func refuseOptionsTheOnlineRunDoesNotTake(source: String, allowing: Set<String> = []) throws {
         let base = TrainingConfig.defaults(for: .infiniteLoop)
@@ -55,7 +55,6 @@ extension EPropDense {
         let changed = Self.differences(base, asked).map { $0.components(separatedBy: " (").first ?? $0 }.filter { !allowing.contains($0) }
         let features = [
             ("resume", output.resume != nil), ("evaluate", output.evaluate != nil), ("checkpoint-every", output.checkpointEvery != nil),
-            ("record-iterations", output.recordIterations != nil), ("n-record", output.nRecord != nil), ("n-record-w", output.nRecordW != nil),
             ("profile-phases", output.profilePhases), ("plot", output.plot), ("print-config", output.printConfig),
             ("input", task.input != nil), ("target", task.target != nil), ("train-data", task.trainData != nil), ("test-data", task.testData != nil),
             ("task", task.task != nil && task.`init` != nil), ("model", neuron.model != nil && task.`init` != nil),

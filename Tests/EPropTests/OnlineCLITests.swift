@@ -92,6 +92,35 @@ final class OnlineCLITests: XCTestCase {
         }
     }
 
+    /// The recordings of the example (multimeters on recurrent neurons 0-1 and the readout, every step of every
+    /// iteration; the weight recorder on senders and targets 0-4) equal NEST's exactly, sample for sample.
+    func testCommandLineRecordsAsNEST() throws {
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: binary.path), "eprop-dense not built at \(binary.path)")
+        let nest = onlineReferenceRoot.appendingPathComponent("nest-3.10-online-sine-waves-seed1-iter5"), out = tmp.appendingPathComponent("recorded")
+        let r = try runCLI(["--init", nest.path, "--out", out.path, "--precision", "double", "--quiet",
+                            "--record-iterations", "all", "--n-record", "2", "--n-record-w", "5"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        for name in ["rec_times_ms", "rec_V_m", "rec_surrogate_gradient", "rec_learning_signal",
+                     "out_times_ms", "out_V_m", "out_readout_signal", "out_target_signal", "out_error_signal"] {
+            let a = try NPY.read(out.appendingPathComponent(name + ".npy")), b = try NPY.read(nest.appendingPathComponent(name + ".npy"))
+            XCTAssertEqual(a.shape, b.shape, name)
+            if let i = a.values.indices.first(where: { a.values[$0] != b.values[$0] }) {
+                XCTFail("\(name)[\(i)] (sample \(i % a.shape.last!)): \(a.values[i]) vs NEST \(b.values[i])")
+            }
+        }
+        // NEST writes the weight recorder in its delivery order; both sorted by (stamp, sender, target).
+        func events(_ dir: URL, stamps: String) throws -> [[Double]] {
+            let columns = try [stamps, "wr_sender_pop", "wr_sender_idx", "wr_target_pop", "wr_target_idx", "wr_weights"]
+                .map { try NPY.read(dir.appendingPathComponent($0 + ".npy")).values }
+            return columns[0].indices.map { e in columns.map { $0[e] } }.sorted { $0.lexicographicallyPrecedes($1) }
+        }
+        let mine = try events(out, stamps: "wr_times_ms"), theirs = try events(nest, stamps: "wr_stamps")
+        XCTAssertEqual(mine.count, theirs.count, "weight-recorder events")
+        if let i = mine.indices.first(where: { i in i < theirs.count && mine[i] != theirs[i] }) {
+            XCTFail("weight-recorder event \(i): \(mine[i]) vs NEST \(theirs[i]) ([stamp, sender pop, sender, target pop, target, weight])")
+        }
+    }
+
     /// Copies an export, letting `alter` change its params.json object.
     func exportCopy(_ alter: (inout [String: Any]) -> Void) throws -> URL {
         let source = regression.appendingPathComponent("eprop_iaf"), dir = tmp.appendingPathComponent("export-\(UUID().uuidString)")
@@ -120,7 +149,7 @@ final class OnlineCLITests: XCTestCase {
     func testCommandLineRefusesOptionsTheExportDoesNotTake() throws {
         try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: binary.path), "eprop-dense not built at \(binary.path)")
         let nest = regression.appendingPathComponent("eprop_iaf").path, out = tmp.appendingPathComponent("refused").path
-        for (args, named) in [(["--eta", "0.1"], "--eta"), (["--threads", "2"], "--threads"), (["--n-record", "3"], "--n-record")] {
+        for (args, named) in [(["--eta", "0.1"], "--eta"), (["--threads", "2"], "--threads"), (["--kernel", "blas"], "--kernel")] {
             let r = try runCLI(["--init", nest, "--out", out] + args)
             XCTAssertEqual(r.status, 64, "\(args): \(r.stderr)")
             XCTAssertTrue(r.stderr.contains(named), "\(args): \(r.stderr)")

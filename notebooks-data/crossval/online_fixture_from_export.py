@@ -6,7 +6,8 @@ example eprop_supervised_regression_sine-waves.py, see its README.md and manifes
 tests do not need. This keeps: the initial weights (stored as float32: they are float32 draws, checked exact),
 the frozen input pattern and target, the loss per iteration, every recurrent spike (stamps as int32 steps:
 checked exact), the final weights (float64, unchanged), the weight-recorder events (stamps int32, populations uint8,
-weights float64), script_params.json and summary.json; and writes params.json, the parameters of script_params.json
+weights float64), the multimeters' samples (every readout recordable; V_m, surrogate_gradient and learning_signal of
+recurrent neurons 0 and 1), script_params.json and summary.json; and writes params.json, the parameters of script_params.json
 in the layout `eprop-dense --init` reads for the online generation (as nest_online_export.py writes it).
 
     python3 notebooks-data/crossval/online_fixture_from_export.py EXPORT_DIR OUT_DIR
@@ -43,6 +44,11 @@ def main(src, out):
         np.save(os.path.join(out, name + ".npy"), a.astype(np.uint8))
     for name in ["wr_sender_idx", "wr_target_idx", "wr_weights"]:
         shutil.copyfile(os.path.join(src, name + ".npy"), os.path.join(out, name + ".npy"))
+    # The multimeters: every readout recordable, and the recurrent recordables of neurons 0 and 1 (of the 10 exported).
+    for name in ["rec_times_ms", "out_times_ms", "out_V_m", "out_readout_signal", "out_target_signal", "out_error_signal"]:
+        shutil.copyfile(os.path.join(src, name + ".npy"), os.path.join(out, name + ".npy"))
+    for name in ["rec_V_m", "rec_surrogate_gradient", "rec_learning_signal"]:
+        np.save(os.path.join(out, name + ".npy"), np.load(os.path.join(src, name + ".npy"))[:2])
     for name in ["script_params.json", "summary.json"]:
         shutil.copyfile(os.path.join(src, name), os.path.join(out, name))
     with open(os.path.join(src, "script_params.json")) as f:

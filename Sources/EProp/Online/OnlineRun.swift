@@ -20,29 +20,46 @@ public struct OnlineRunSummary: Sendable {
 /// - `w_in_rec_init.npy`, `w_rec_rec_init.npy`, `w_rec_out_init.npy`, `w_out_rec_feedback.npy` and the
 ///   `*_final.npy` weights [post, pre] as NEST reports them after `Simulate` (each presynaptic column as of its
 ///   last event, spec §4.6);
-/// - `run.json`: the parameters, the source folder, timings.
+/// - the recordings (`OnlineRecording`);
+/// - `run.json`: the parameters, the source folder, the recording options, timings.
 public enum OnlineRun {
     public static func train(
-        _ spec: OnlineRunSpec, precision: Precision, in folder: RunFolder, commandLine: [String], gitCommit: String,
+        _ spec: OnlineRunSpec, precision: Precision, recording: RecordingOptions = RecordingOptions(), in folder: RunFolder,
+        commandLine: [String], gitCommit: String,
         onIteration: (_ iteration: Int, _ loss: Double, _ seconds: Double) -> Void = { _, _, _ in }
     ) throws -> OnlineRunSummary {
+        try recording.validate(iterations: spec.stimulus.iterations)
         switch precision {
-        case .float: return try train(Float.self, spec, folder, commandLine, gitCommit, onIteration)
-        case .double: return try train(Double.self, spec, folder, commandLine, gitCommit, onIteration)
+        case .float: return try train(Float.self, spec, recording, folder, commandLine, gitCommit, onIteration)
+        case .double: return try train(Double.self, spec, recording, folder, commandLine, gitCommit, onIteration)
         }
     }
 
     private static func train<S: Scalar>(
-        _: S.Type, _ spec: OnlineRunSpec, _ folder: RunFolder, _ commandLine: [String], _ gitCommit: String,
-        _ onIteration: (Int, Double, Double) -> Void
+        _: S.Type, _ spec: OnlineRunSpec, _ options: RecordingOptions, _ folder: RunFolder, _ commandLine: [String],
+        _ gitCommit: String, _ onIteration: (Int, Double, Double) -> Void
     ) throws -> OnlineRunSummary {
-        let sim = try OnlineSimulation<S>(parameters: spec.parameters, weights: spec.weights, stimulus: spec.stimulus)
         let s = spec.stimulus
-        // Iteration n's loss is complete after step lossStart + (n + 1) T: simulate up to each such step in turn.
+        let sim = try OnlineSimulation<S>(
+            parameters: spec.parameters, weights: spec.weights, stimulus: s,
+            weightRecorder: OnlineRecording.weightRecorder(options, spec.parameters, s))
+        var recording = OnlineRecording(options, parameters: spec.parameters)
+        // Iteration n's loss is complete after step lossStart + (n + 1) T: simulate up to each such step in turn,
+        // step by step where the multimeters sample.
         let start = DispatchTime.now().uptimeNanoseconds
         var last = start
         for n in 0..<s.iterations {
-            sim.simulate(steps: s.lossStart + (n + 1) * s.sequence - sim.time)
+            let first = s.lossStart + n * s.sequence, end = first + s.sequence
+            if options.iterations.contains(n, total: s.iterations) {
+                sim.simulate(steps: first - sim.time)
+                while sim.time < end {
+                    sim.simulate(steps: 1)
+                    recording.sample(sim)
+                }
+                recording.iterationRecorded(n)
+            } else {
+                sim.simulate(steps: end - sim.time)
+            }
             let now = DispatchTime.now().uptimeNanoseconds
             onIteration(n, sim.loss[n], Double(now - last) / 1e9)
             last = now
@@ -65,6 +82,7 @@ public enum OnlineRun {
             try folder.write(NPYArray(shape: shape, values: values), "\(name)_init.npy")
         }
         try folder.write(NPYArray(shape: [nRec, nOut], values: w.feedback), "w_out_rec_feedback.npy")
+        try recording.write(sim, to: folder)
         for (kind, name, shape) in [
             (OnlineProjectionKind.inputToRecurrent, "w_in_rec", [nRec, nIn]), (.recurrentToRecurrent, "w_rec_rec", [nRec, nRec]),
             (.recurrentToReadout, "w_rec_out", [nOut, nRec]),
@@ -79,7 +97,7 @@ public enum OnlineRun {
             generation: "online (NEST 3.10 eprop_iaf* / eprop_readout / eprop_synapse)", status: "complete",
             eprop_dense_version: RunOutput.version, git_commit: gitCommit, command_line: commandLine,
             init_source: spec.source, date_utc: ISO8601DateFormatter().string(from: Date()), precision: S.self == Float.self ? .float : .double,
-            parameters: p, sequence_steps: s.sequence, iterations: s.iterations, simulated_steps: s.steps,
+            parameters: p, recording: options, sequence_steps: s.sequence, iterations: s.iterations, simulated_steps: s.steps,
             loss: sim.loss, recurrent_spikes: summary.recurrentSpikes,
             timings: .init(total_s: seconds, per_iteration_mean_s: summary.secondsPerIteration),
             peak_memory_mb: summary.peakMemoryMB)
@@ -106,6 +124,7 @@ struct OnlineRunRecord: Encodable {
     var date_utc: String
     var precision: Precision
     var parameters: OnlineNetworkParameters
+    var recording: RecordingOptions
     var sequence_steps: Int
     var iterations: Int
     var simulated_steps: Int

@@ -385,6 +385,12 @@ public final class OnlineSimulation<S: Scalar> {
             for j in 0..<nRec { recInput[j] = 0 }
             for k in 0..<nOut { outInput[k] = 0 }
             let rIn = recInput.baseAddress!, rOut = outInput.baseAddress!
+            // The forced final update's spike (+1000 mV) is summed before the step's other input, as NEST delivers
+            // it (the recorded V_m of that step differs in its last bit otherwise).
+            for q in 0..<s.recurrentExtraInputSteps.count where s.recurrentExtraInputSteps[q] == t {
+                let x = S(s.recurrentExtraInputValues[q])
+                for j in 0..<nRec { rIn[j] += x }
+            }
             for i in 0..<nIn { inputSpikesNow[i] = false }
             for q in s.inputOffsets[t]..<s.inputOffsets[t + 1] {
                 let i = Int(s.inputIndices[q])
@@ -418,10 +424,6 @@ public final class OnlineSimulation<S: Scalar> {
                         lastEventRec[i] = t - 1
                     }
                 }
-            }
-            for q in 0..<s.recurrentExtraInputSteps.count where s.recurrentExtraInputSteps[q] == t {
-                let x = S(s.recurrentExtraInputValues[q])
-                for j in 0..<nRec { rIn[j] += x }
             }
         }}}}}}}}
         // 4. Node updates of step t: recurrent neurons (psi(t), F(t), z(t)), then readouts (err(t)).
