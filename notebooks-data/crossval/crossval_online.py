@@ -73,6 +73,11 @@ WEIGHT_ATOL = 1e-10  # max |W_engine - W_nest| (weights are 0.01 ... 0.6 here; r
 #
 # NEST's test_eprop_regression asserts its losses with rtol 1e-8 against reference values printed to 14 decimals;
 # the engine's Float64 losses of the four test networks must pass the same assert.
+TRACE_RTOL = 1e-9  # per recorded variable, max |engine - NEST| / max |NEST| over all samples (the legacy generation's
+# bound; measured: 0, every sample bitwise equal, once the forced final update's spike is summed first)
+RECORD_ARGS = ["--record-iterations", "all", "--n-record", "2", "--n-record-w", "5"]  # what nest_online_export.py
+# records with record=True: recurrent neurons 0-1 and every readout each step of the task, weight recorder 0-4
+
 NEST_TEST_RTOL = 1e-8
 #
 # Float32 engine (--precision float) vs NEST, one row per recurrent model (the four test networks): the loss of the
@@ -414,7 +419,50 @@ def compare(nest_dir, eng_dir):
     row["spikes"], problem = compare_spikes(nest_dir, eng_dir, p)
     if problem:
         problems.append(problem)
+    if os.path.exists(os.path.join(nest_dir, "rec_V_m.npy")):
+        problems += compare_recordings(nest_dir, eng_dir, row)
     return row, problems
+
+
+def compare_recordings(nest_dir, eng_dir, row):
+    """The multimeters (rec_*, out_*: every variable, every sample) and the weight recorder (wr_*: every event, sorted
+    by stamp, sender and target, since NEST writes its delivery order); fills row["traces"], row["wr"]; problems."""
+    problems, worst = [], 0.0
+    names = sorted(f for f in os.listdir(nest_dir) if (f.startswith("rec_") or f.startswith("out_")) and f.endswith(".npy"))
+    for name in names:
+        a, b = np.asarray(load(eng_dir, name), dtype=np.float64), np.asarray(load(nest_dir, name), dtype=np.float64)
+        if a.shape != b.shape:
+            problems.append(f"{name}: shape {a.shape}, NEST {b.shape}")
+            worst = float("nan")
+            continue
+        scale = float(np.abs(b).max()) or 1.0
+        d = np.abs(a - b)
+        rel = float(d.max()) / scale if np.all(np.isfinite(d)) else float("nan")
+        worst = max(worst, rel) if np.isfinite(worst) else worst
+        if not rel <= TRACE_RTOL:
+            j = np.unravel_index(np.nanargmax(np.where(np.isfinite(d), d, np.inf)), d.shape)
+            problems.append(f"{name}: max |engine - NEST| / max |NEST| = {rel:.3g} > {TRACE_RTOL:g}, at {tuple(int(x) for x in j)}: "
+                            f"NEST {float(b[j])!r}, engine {float(a[j])!r}")
+    row["traces"] = worst
+
+    def events(folder):
+        keys = [np.asarray(load(folder, f"wr_{k}.npy"), dtype=np.float64)
+                for k in ["times_ms", "sender_pop", "sender_idx", "target_pop", "target_idx"]]
+        order = np.lexsort(keys[::-1])
+        return np.stack([k[order] for k in keys], axis=1), np.asarray(load(folder, "wr_weights.npy"), dtype=np.float64)[order]
+    (ka, wa), (kb, wb) = events(eng_dir), events(nest_dir)
+    if ka.shape != kb.shape or not np.array_equal(ka, kb):
+        i = next((i for i in range(min(len(ka), len(kb))) if not np.array_equal(ka[i], kb[i])), min(len(ka), len(kb)))
+        problems.append(f"weight recorder: {len(ka)} events, NEST {len(kb)}; first differing event {i} "
+                        f"([stamp, sender pop, sender, target pop, target]): engine {ka[i].tolist() if i < len(ka) else '-'}, "
+                        f"NEST {kb[i].tolist() if i < len(kb) else '-'}")
+        row["wr"] = float("nan")
+    else:
+        row["wr"] = float(np.abs(wa - wb).max()) if len(wa) else 0.0
+        if not row["wr"] <= WEIGHT_ATOL:
+            problems.append(f"weight recorder: max |engine - NEST| = {row['wr']:.3g} > {WEIGHT_ATOL:g}")
+    row["wr_events"] = len(kb)
+    return problems
 
 
 def compare_test_reference(eng_dir, model):
@@ -460,6 +508,8 @@ PERTURBATIONS = [
     ("w_rec_rec", "one w_rec_rec weight + 1e-6"),
     ("w_rec_out", "one w_rec_out weight - 1e-6"),
     ("weight_shape", "w_rec_out transposed"),
+    ("trace", "one rec_V_m sample + 1e-6"),
+    ("wr_weight", "one weight-recorder weight + 1e-6"),
 ]
 
 
@@ -501,6 +551,12 @@ def fake_engine_output(nest_dir, out_dir, perturb=None):
         w[post, pre] += -1e-6 if perturb == "w_rec_out" else 1e-6
     elif perturb == "weight_shape":
         weights["w_rec_out"] = weights["w_rec_out"].T.copy()
+    for name in os.listdir(nest_dir):  # the recordings, as NEST wrote them
+        if name.startswith(("rec_", "out_", "wr_")) and name.endswith(".npy"):
+            a = np.asarray(load(nest_dir, name)).copy()
+            if (perturb == "trace" and name == "rec_V_m.npy") or (perturb == "wr_weight" and name == "wr_weights.npy"):
+                a.flat[a.size // 2] += 1e-6
+            np.save(os.path.join(out_dir, name), a)
     order = np.lexsort((senders, stamps))
     np.save(os.path.join(out_dir, "loss.npy"), loss)
     for m, w in weights.items():
@@ -555,7 +611,7 @@ def tail(path, n=15):
 
 
 def run_engine(engine, nest_dir, out_dir, precision, extra, log_path):
-    cmd = [engine, "--init", nest_dir, "--out", out_dir, "--force", "--quiet", "--precision", precision] + list(extra)
+    cmd = [engine, "--init", nest_dir, "--out", out_dir, "--force", "--quiet", "--precision", precision] + RECORD_ARGS + list(extra)
     ok, seconds = run_cmd(cmd, log_path)
     return ok, seconds, (None if ok else f"engine ({precision}) failed:\n" + tail(log_path))
 
@@ -570,7 +626,7 @@ def run_config(config, work, engine, self_test_only, extra):
     os.makedirs(folder)
     print(f"[{name}] {config['what']}", flush=True)
 
-    kwargs = dict(config["nest"], description=config["what"])
+    kwargs = dict(config["nest"], description=config["what"], record=True)
     cmd = [sys.executable, NEST_EXPORT, "--out", nest_dir, "--config", json.dumps(kwargs)]
     ok, res["t_nest"] = run_cmd(cmd, os.path.join(folder, "nest.log"))
     if not ok:
@@ -607,6 +663,9 @@ def run_config(config, work, engine, self_test_only, extra):
         res["problems"].append(f"engine output unusable: {e}")
         return res
     res["problems"] += found
+    if "traces" in res["row"]:
+        res["notes"].append(f"recordings: every rec_*/out_* sample max |engine - NEST| / max |NEST| = {res['row']['traces']:.3g}; "
+                            f"weight recorder: {res['row']['wr_events']} events, max |engine - NEST| = {res['row']['wr']:.3g}")
     try:  # which of the engine's algorithms ran (run.json; "exact" = NEST's lazy semantics on a time grid)
         with open(os.path.join(eng_dir, "run.json")) as f:
             res["row"]["algorithm"] = json.load(f)["parameters"]["algorithm"]

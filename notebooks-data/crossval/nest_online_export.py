@@ -93,9 +93,23 @@ def weights(nest, pre, post):
     return w
 
 
+RECORD_N, RECORD_W = 2, 5  # recurrent neurons sampled by the multimeter, senders/targets of the weight recorder
+
+
+def recordings(mm, nodes, names, prefix):
+    """A multimeter's samples as eprop-dense writes them: {prefix_times_ms: [S], prefix_NAME: [len(nodes), S]}."""
+    ev = mm.get("events")
+    senders, times = np.asarray(ev["senders"]), np.asarray(ev["times"], dtype=np.float64)
+    out = {}
+    for name in names:
+        out[f"{prefix}_{name}"] = np.array([np.asarray(ev[name])[senders == g] for g in nodes.tolist()], dtype=np.float64)
+    out[f"{prefix}_times_ms"] = times[senders == nodes[0].global_id]
+    return out
+
+
 def run(model, out_dir, optimizer=None, n=100, rec=None, out=None, opt_overrides=None, *, n_in=None, n_rec=None,
         n_out=1, T=100, iterations=5, seed=1, setup="test", target_periods=None, final_update=None, flush_in=None,
-        description=None):
+        description=None, record=False):
     """Builds and simulates one configuration; without overrides, test_eprop_regression's for `model`.
 
     The keyword-only arguments (used by crossval_online.py through --config; their defaults keep the test's network):
@@ -172,12 +186,22 @@ def run(model, out_dir, optimizer=None, n=100, rec=None, out=None, opt_overrides
         "multimeter",
         params={
             "interval": 1.0,
-            "record_from": ["readout_signal", "target_signal"],
+            "record_from": ["readout_signal", "target_signal"] + (["V_m", "error_signal"] if record else []),
             "start": float(total_offset),
             "stop": float(total_offset + task),
         },
     )
     sr = nest.Create("spike_recorder")
+    if record:
+        # The recorders eprop-dense writes with `--record-iterations all --n-record 2 --n-record-w 5` (README "NEST's
+        # online generation"): recurrent neurons 0-1 and every readout sampled over the task, NEST's weight recorder
+        # on senders 0-4 of both populations onto recurrent targets 0-4 and every readout.
+        rec_names = ["V_m", "surrogate_gradient", "learning_signal"] + (
+            ["V_th_adapt", "adaptation"] if model in ("eprop_iaf_adapt", "eprop_iaf_psc_delta_adapt") else [])
+        window = {"start": float(total_offset), "stop": float(total_offset + task)}
+        mm_rec = nest.Create("multimeter", params=dict(window, interval=1.0, record_from=rec_names))
+        wr = nest.Create("weight_recorder", params=dict(
+            window, senders=nrns_in[:RECORD_W] + nrns_rec[:RECORD_W], targets=nrns_rec[:RECORD_W] + nrns_out))
 
     # The test's draws, in its order.
     f32 = np.float32
@@ -204,6 +228,8 @@ def run(model, out_dir, optimizer=None, n=100, rec=None, out=None, opt_overrides
         nest.SetDefaults("eprop_synapse", {"weight": 0.0})
     nest.SetDefaults("eprop_synapse", {"optimizer": opt})
 
+    if record:
+        nest.SetDefaults("eprop_synapse", {"weight_recorder": wr})
     syn = {"synapse_model": "eprop_synapse", "delay": 1.0}
     all_to_all = {"rule": "all_to_all", "allow_autapses": False}
     static = {"synapse_model": "static_synapse", "delay": 1.0}
@@ -222,6 +248,8 @@ def run(model, out_dir, optimizer=None, n=100, rec=None, out=None, opt_overrides
     nest.Connect(gen_window, nrns_out, all_to_all, dict(rate, receptor_type=1))
     nest.Connect(nrns_rec, sr, all_to_all, static)
     nest.Connect(mm_out, nrns_out, all_to_all, static)
+    if record:
+        nest.Connect(mm_rec, nrns_rec[:RECORD_N], all_to_all, static)
 
     input_bools = (np.random.rand(T, n_in) < 0.05).swapaxes(0, 1)
     starts = np.arange(0.0, task, T) + offset_gen
@@ -290,6 +318,18 @@ def run(model, out_dir, optimizer=None, n=100, rec=None, out=None, opt_overrides
         spikes_rec_times_ms=times[order],
         spikes_rec_senders=senders[order].astype(np.int32),
     )
+    if record:
+        arrays.update(recordings(mm_rec, nrns_rec[:RECORD_N], rec_names, "rec"))
+        arrays.update(recordings(mm_out, nrns_out, ["V_m", "readout_signal", "target_signal", "error_signal"], "out"))
+        wev = wr.get("events")
+        first_in, first_rec = nrns_in[0].global_id, nrns_rec[0].global_id
+        wsrc, wtgt = np.asarray(wev["senders"]), np.asarray(wev["targets"])
+        arrays.update(
+            wr_times_ms=np.asarray(wev["times"], dtype=np.float64), wr_weights=np.asarray(wev["weights"], dtype=np.float64),
+            wr_sender_pop=(wsrc >= first_rec).astype(np.int32),
+            wr_sender_idx=np.where(wsrc >= first_rec, wsrc - first_rec, wsrc - first_in).astype(np.int32),
+            wr_target_pop=(wtgt >= nrns_out[0].global_id).astype(np.int32),
+            wr_target_idx=np.where(wtgt >= nrns_out[0].global_id, wtgt - nrns_out[0].global_id, wtgt - first_rec).astype(np.int32))
     for name in init:
         # The initial weights are float32 draws (NEST holds them exactly in double): stored as float32, exactly.
         assert np.array_equal(arrays[name].astype(np.float32).astype(np.float64), arrays[name]), name
@@ -335,7 +375,7 @@ def main():
     p.add_argument("--config", metavar="JSON",
                    help="export one configuration into OUT: a JSON object with `model` and any of run()'s other "
                         "arguments (optimizer, n, rec, out, opt_overrides, n_in, n_rec, n_out, T, iterations, seed, "
-                        "setup, target_periods, final_update, flush_in, description); used by crossval_online.py")
+                        "setup, target_periods, final_update, flush_in, description, record); used by crossval_online.py")
     a = p.parse_args()
     if a.config:
         kwargs = json.loads(a.config)
