@@ -16,7 +16,6 @@ window, BPTT without the reset's gradient, a batch of two patterns, and (not wit
 tutorial's network from NEST's initial state. Exits non-zero on any failure.
 """
 import argparse
-import json
 import os
 import subprocess
 import sys

@@ -39,6 +39,8 @@ import time
 
 import numpy as np
 
+from crossval_common import load, run_cmd, tail
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 NEST_EXPORT = os.path.join(HERE, "nest_export.py")
@@ -207,12 +209,6 @@ def engine_args(cfg):
 # ---------------------------------------------------------------------------------------------
 # comparison
 
-
-def load(folder, name):
-    path = os.path.join(folder, name)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"missing {path}")
-    return np.load(path)
 
 
 def training_spikes(folder, n_sequences, seq):
@@ -564,19 +560,6 @@ def self_test(nest_dir, run_dir, cfg):
 # ---------------------------------------------------------------------------------------------
 
 
-def run_cmd(cmd, log_path):
-    """Run a command, output to log_path; returns (ok, seconds)."""
-    t0 = time.perf_counter()
-    with open(log_path, "w") as log:
-        log.write("$ " + shlex.join(cmd) + "\n")
-        log.flush()
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
-    return proc.returncode == 0, time.perf_counter() - t0
-
-
-def tail(path, n=15):
-    with open(path) as f:
-        return "".join(f.readlines()[-n:])
 
 
 def run_engine(engine, init_dir, out_dir, cfg, precision, extra, log_path):

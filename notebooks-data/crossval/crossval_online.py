@@ -31,14 +31,14 @@ each comparison must fail, which shows that the configuration exercises that set
 import argparse
 import json
 import os
-import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
+
+from crossval_common import load, run_cmd, tail
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -306,12 +306,6 @@ CONTROLS = [
 # ---------------------------------------------------------------------------------------------
 # comparison
 
-
-def load(folder, name):
-    path = os.path.join(folder, name)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"missing {path}")
-    return np.load(path)
 
 
 def read_params(folder):
@@ -595,19 +589,6 @@ def self_test(nest_dir, folder):
 # running
 
 
-def run_cmd(cmd, log_path):
-    """Run a command with its output in log_path; (ok, seconds)."""
-    t0 = time.perf_counter()
-    with open(log_path, "w") as log:
-        log.write("$ " + shlex.join(cmd) + "\n")
-        log.flush()
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
-    return proc.returncode == 0, time.perf_counter() - t0
-
-
-def tail(path, n=15):
-    with open(path) as f:
-        return "".join(f.readlines()[-n:])
 
 
 def run_engine(engine, nest_dir, out_dir, precision, extra, log_path):
