@@ -53,7 +53,8 @@ DPI = 130
 # Offsets of the NEST time stamps (ms) at step 0 of iteration 0, per kind of record.
 OFFSET_IN = 2  # input (parrot) spikes
 OFFSET_REC = 3  # recurrent multimeter samples and recurrent spikes
-OFFSET_OUT = 5  # readout multimeter samples
+OFFSET_OUT = 5  # readout multimeter samples (NEST's legacy generation)
+OFFSET_OUT_ONLINE = 3  # readout multimeter samples of NEST's online generation (its readout has no lag)
 
 # The three trained projections: name, label, (sender pop, target pop) codes of the weight
 # recorder, and the axis names of the matrix [post, pre].
@@ -84,13 +85,19 @@ class Run:
             raise FileNotFoundError(f"run folder {path} does not exist")
         self.path = os.path.abspath(path)
         self.config = {}
+        self.offset_out = OFFSET_OUT
         run_json = os.path.join(self.path, "run.json")
         if os.path.exists(run_json):
             try:
                 with open(run_json) as f:
-                    self.config = json.load(f).get("config", {})
+                    record = json.load(f)
             except (OSError, ValueError) as err:  # fall back to the arrays' shapes
                 print(f"plot_run.py: ignoring unreadable {run_json}: {err}", file=sys.stderr)
+            else:
+                self.config = record.get("config", {})
+                if str(record.get("generation", "")).startswith("online"):  # eprop-dense --model eprop_iaf...
+                    self.config = {"sequence": record["sequence_steps"]}
+                    self.offset_out = OFFSET_OUT_ONLINE
         self._cache = {}
 
     def has(self, name):
@@ -137,7 +144,7 @@ class Run:
             recorded = [int(i) - 1 for i in self.load("recorded_iterations.npy")]
         else:
             times = self.load("out_times_ms.npy", "the recorded iterations")
-            recorded = sorted(set(int(i) for i in (times - OFFSET_OUT) // self.steps_per_iteration))
+            recorded = sorted(set(int(i) for i in (times - self.offset_out) // self.steps_per_iteration))
         if not recorded:
             raise NotRecorded("no iteration recorded (run with --record-iterations first-last, all or a list)")
         return recorded
@@ -165,7 +172,7 @@ def plot_pattern(run, iteration=None):
     y_star = run.load("out_target_signal.npy", "the pattern figure")
     times = run.load("out_times_ms.npy", "the pattern figure")
     n = run.recorded_iterations()[-1] if iteration is None else iteration
-    sel = np.flatnonzero(run.in_iteration(times, OFFSET_OUT, n))[-run.T:]  # its last sequence
+    sel = np.flatnonzero(run.in_iteration(times, run.offset_out, n))[-run.T:]  # its last sequence
 
     if y.shape[0] != 2 or run.has("accuracy.npy"):
         # Not a figure eight (one readout, more than two, or classification): readouts over time.
@@ -304,8 +311,12 @@ def plot_dynamics(run, iteration):
     t_spk = run.load("spikes_rec_times_ms.npy", what)
     s_spk = run.load("spikes_rec_senders.npy", what)
     t_rec = run.load("rec_times_ms.npy", what)
-    rec = {name: run.load(f"rec_{name}.npy", what)
-           for name in ("V_m", "V_th_adapt", "adaptation", "surrogate_gradient", "learning_signal")}
+    # The threshold and adaptation panels only for models that record them (not NEST's online eprop_iaf).
+    traces = [("V_m", "$v_j$\n(mV)"), ("V_th_adapt", "$A_j$ threshold\n(mV)"), ("adaptation", "$a_j$ adaptation\n(unitless)"),
+              ("surrogate_gradient", r"$\psi_j$" + "\n(1/mV)"), ("learning_signal", "$L_j$\n(pA)")]
+    if not run.has("rec_V_th_adapt.npy") and run.config.get("recurrent") is None:
+        traces = [t for t in traces if t[0] not in ("V_th_adapt", "adaptation")]
+    rec = {name: run.load(f"rec_{name}.npy", what) for name, _ in traces}
     t_out = run.load("out_times_ms.npy", what)
     y = run.load("out_readout_signal.npy", what)
     y_star = run.load("out_target_signal.npy", what)
@@ -314,39 +325,36 @@ def plot_dynamics(run, iteration):
     m_in = run.in_iteration(t_in, OFFSET_IN, n)
     m_spk = run.in_iteration(t_spk, OFFSET_REC, n)
     m_rec = run.in_iteration(t_rec, OFFSET_REC, n)
-    m_out = run.in_iteration(t_out, OFFSET_OUT, n)
+    m_out = run.in_iteration(t_out, run.offset_out, n)
     if not m_rec.any() or not m_out.any():
         raise ValueError(f"iteration {n} (0-based) is not recorded in {run.path}; "
                          f"recorded: {run.recorded_iterations()}")
 
-    fig, axs = plt.subplots(9, 1, sharex=True, figsize=(9, 12.5), dpi=DPI,
-                            gridspec_kw={"height_ratios": [1.3, 1.6, 1, 1, 1, 1, 1, 1.2, 1.2]})
+    fig, axs = plt.subplots(4 + len(traces), 1, sharex=True, figsize=(9, 4.5 + 1.6 * len(traces)), dpi=DPI,
+                            gridspec_kw={"height_ratios": [1.3, 1.6] + [1] * len(traces) + [1.2, 1.2]})
     _raster(axs[0], t_in[m_in], s_in[m_in], BLUE, "$z_i$ input\n(neuron)")
     _raster(axs[1], t_spk[m_spk], s_spk[m_spk], BLUE, "$z_j$ recurrent\n(neuron)")
     n_record = rec["V_m"].shape[0]
     who = "neuron 0" if n_record == 1 else f"neurons 0-{n_record - 1}"
-    _traces(axs[2], t_rec[m_rec], rec["V_m"][:, m_rec], "$v_j$\n(mV)")
-    _traces(axs[3], t_rec[m_rec], rec["V_th_adapt"][:, m_rec], "$A_j$ threshold\n(mV)")
-    _traces(axs[4], t_rec[m_rec], rec["adaptation"][:, m_rec], "$a_j$ adaptation\n(unitless)")
-    _traces(axs[5], t_rec[m_rec], rec["surrogate_gradient"][:, m_rec], r"$\psi_j$" + "\n(1/mV)")
-    _traces(axs[6], t_rec[m_rec], rec["learning_signal"][:, m_rec], "$L_j$\n(pA)")
+    for ax, (name, label) in zip(axs[2:], traces):
+        _traces(ax, t_rec[m_rec], rec[name][:, m_rec], label)
     axs[2].set_title(f"recurrent {who}", fontsize=8, loc="right")
     # Readouts: one color per readout k, the target dashed.
     colors = [BLUE, RED, "#2a9d3c", "#8e44ad"]
     for k in range(y.shape[0]):
         c = colors[k % len(colors)]
-        axs[7].plot(t_out[m_out], y_star[k, m_out], c=c, lw=1.6, ls="--", alpha=0.6,
-                    label=f"$y^*_{k}$")
-        axs[7].plot(t_out[m_out], y[k, m_out], c=c, lw=0.9, label=f"$y_{k}$")
-        axs[8].plot(t_out[m_out], err[k, m_out], c=c, lw=0.8, label=f"$y_{k}-y^*_{k}$")
-    axs[7].set_ylabel("$y_k$, $y^*_k$\n(unitless)")
-    axs[8].set_ylabel("$y_k - y^*_k$\n(unitless)")
-    axs[7].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False)
-    axs[8].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False)
+        axs[-2].plot(t_out[m_out], y_star[k, m_out], c=c, lw=1.6, ls="--", alpha=0.6,
+                     label=f"$y^*_{k}$")
+        axs[-2].plot(t_out[m_out], y[k, m_out], c=c, lw=0.9, label=f"$y_{k}$")
+        axs[-1].plot(t_out[m_out], err[k, m_out], c=c, lw=0.8, label=f"$y_{k}-y^*_{k}$")
+    axs[-2].set_ylabel("$y_k$, $y^*_k$\n(unitless)")
+    axs[-1].set_ylabel("$y_k - y^*_k$\n(unitless)")
+    axs[-2].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False)
+    axs[-1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False)
     for ax in axs:
         ax.tick_params(labelsize=8)
     start = n * run.steps_per_iteration
-    axs[-1].set_xlim(start + OFFSET_IN, start + run.steps_per_iteration + OFFSET_OUT)
+    axs[-1].set_xlim(start + OFFSET_IN, start + run.steps_per_iteration + run.offset_out)
     axs[-1].set_xlabel("$t$ (ms, NEST time stamps)")
     batch = f" ({run.batch_size} sequences)" if run.batch_size > 1 else ""
     fig.suptitle(f"spikes and dynamic variables, iteration {n + 1} of {run.n_iter}{batch}")
@@ -391,7 +399,7 @@ def plot_weight_time_courses(run, max_columns=4):
     t_pop = run.load("wr_target_pop.npy", what)
     t_idx = run.load("wr_target_idx.npy", what)
     T, n_iter = run.steps_per_iteration, run.n_iter
-    t_end = n_iter * T + OFFSET_OUT  # includes NEST's forced final update after the last iteration
+    t_end = n_iter * T + run.offset_out  # includes NEST's forced final update after the last iteration
 
     def window(a, b):  # time span (ms) of iterations a..b; the first starts at 0 (initial weights)
         return (0.0 if a == 0 else OFFSET_REC + a * T - 0.5, t_end if b == n_iter - 1 else OFFSET_REC + (b + 1) * T)

@@ -6,6 +6,9 @@ public struct OnlineRunSpec: Sendable {
     public var parameters: OnlineNetworkParameters
     public var weights: OnlineWeights
     public var stimulus: OnlineStimulus
+    /// The frozen pattern and target that the stimulus repeats every iteration: [nIn, T] and [nOut, T].
+    public var pattern: [Bool]
+    public var target: [Double]
     /// Where it came from: the export folder, or the generator and its seed.
     public var source: String
 }
@@ -77,7 +80,9 @@ public enum OnlineExport {
         let stimulus = OnlineStimulus.frozenPattern(
             pattern: pattern.map { $0 != 0 }, nIn: nIn, target: target, nOut: nOut, sequence: T, iterations: iterations,
             steps: steps, finalUpdate: finalUpdate)
-        return OnlineRunSpec(parameters: p, weights: weights, stimulus: stimulus, source: "--init \(folder.path)")
+        return OnlineRunSpec(
+            parameters: p, weights: weights, stimulus: stimulus, pattern: pattern.map { $0 != 0 }, target: target,
+            source: "--init \(folder.path)")
     }
 
     /// `params.json` as a dictionary. Python's `json` writes an infinite cutoff or interval as the bare word

@@ -20,6 +20,7 @@ public struct OnlineRunSummary: Sendable {
 /// - `w_in_rec_init.npy`, `w_rec_rec_init.npy`, `w_rec_out_init.npy`, `w_out_rec_feedback.npy` and the
 ///   `*_final.npy` weights [post, pre] as NEST reports them after `Simulate` (each presynaptic column as of its
 ///   last event, spec §4.6);
+/// - `input_spike_bool_seq.npy` [n_in, T] and `target_signal_seq.npy` [n_out, T], the pattern the run repeats;
 /// - the recordings (`OnlineRecording`);
 /// - `run.json`: the parameters, the source folder, the recording options, timings.
 public enum OnlineRun {
@@ -82,6 +83,8 @@ public enum OnlineRun {
             try folder.write(NPYArray(shape: shape, values: values), "\(name)_init.npy")
         }
         try folder.write(NPYArray(shape: [nRec, nOut], values: w.feedback), "w_out_rec_feedback.npy")
+        try folder.write(NPYArray(shape: [nIn, s.sequence], dtype: .bool, values: spec.pattern.map { $0 ? 1 : 0 }), "input_spike_bool_seq.npy")
+        try folder.write(NPYArray(shape: [nOut, s.sequence], values: spec.target), "target_signal_seq.npy")
         try recording.write(sim, to: folder)
         for (kind, name, shape) in [
             (OnlineProjectionKind.inputToRecurrent, "w_in_rec", [nRec, nIn]), (.recurrentToRecurrent, "w_rec_rec", [nRec, nRec]),

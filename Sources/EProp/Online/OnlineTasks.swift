@@ -64,6 +64,8 @@ public enum OnlineSineWaveTask {
         let stimulus = OnlineStimulus.frozenPattern(
             pattern: pattern, nIn: nIn, target: target, nOut: nOut, sequence: T, iterations: iterations,
             steps: iterations * T + 5, finalUpdate: preset == .example)
-        return OnlineRunSpec(parameters: p, weights: weights, stimulus: stimulus, source: "NEST's sine-wave \(preset.rawValue), seed \(seed)")
+        return OnlineRunSpec(
+            parameters: p, weights: weights, stimulus: stimulus, pattern: pattern, target: target,
+            source: "NEST's sine-wave \(preset.rawValue), seed \(seed)")
     }
 }
