@@ -23,12 +23,17 @@ struct OnlineRecording {
     private var out: [[Double]]
     private(set) var recordedIterations: [Int] = []
 
-    init(_ options: RecordingOptions, parameters p: OnlineNetworkParameters) {
+    /// Reserves the samples of `recordedSteps` steps, so that sampling does not allocate.
+    init(_ options: RecordingOptions, parameters p: OnlineNetworkParameters, recordedSteps: Int) {
         self.options = options
         nRecord = min(options.nRecord, p.nRec)
         recNames = ["V_m", "surrogate_gradient", "learning_signal"] + (p.recurrent.model.isAdaptive ? ["V_th_adapt", "adaptation"] : [])
-        rec = Array(repeating: [], count: recNames.count * nRecord)
-        out = Array(repeating: [], count: Self.outNames.count * p.nOut)
+        func reserved(_ count: Int) -> [[Double]] {
+            (0..<count).map { _ in var a: [Double] = []; a.reserveCapacity(recordedSteps); return a }
+        }
+        rec = reserved(recNames.count * nRecord)
+        out = reserved(Self.outNames.count * p.nOut)
+        times.reserveCapacity(recordedSteps)
     }
 
     /// The weight recorder's connections; its window is the whole task (NEST's examples: start = total offset,
@@ -47,15 +52,22 @@ struct OnlineRecording {
         let t = sim.time - 1
         times.append(Double(t + 1) * sim.parameters.resolution)
         let r = sim.recurrent, eL = sim.parameters.recurrent.eL, slot = (t & 1) * r.n
+        // In the order of recNames and outNames.
         for j in 0..<nRecord {
-            var values = [Double(r.v[j]) + eL, Double(r.psi[slot + j]), Double(sim.learningSignal[j])]
-            if recNames.count > 3 { values += [Double(r.vThAdapt[j]) + eL, Double(r.a[j])] }
-            for (q, x) in values.enumerated() { rec[q * nRecord + j].append(x) }
+            rec[j].append(Double(r.v[j]) + eL)
+            rec[nRecord + j].append(Double(r.psi[slot + j]))
+            rec[2 * nRecord + j].append(Double(sim.learningSignal[j]))
+            if recNames.count > 3 {
+                rec[3 * nRecord + j].append(Double(r.vThAdapt[j]) + eL)
+                rec[4 * nRecord + j].append(Double(r.a[j]))
+            }
         }
         let o = sim.readout, eLOut = sim.parameters.readout.eL, nOut = o.n
         for k in 0..<nOut {
-            let values = [Double(o.v[k]) + eLOut, Double(o.readoutSignal[k]), Double(o.targetSignal[k]), Double(o.err[k])]
-            for (q, x) in values.enumerated() { out[q * nOut + k].append(x) }
+            out[k].append(Double(o.v[k]) + eLOut)
+            out[nOut + k].append(Double(o.readoutSignal[k]))
+            out[2 * nOut + k].append(Double(o.targetSignal[k]))
+            out[3 * nOut + k].append(Double(o.err[k]))
         }
     }
 

@@ -44,7 +44,8 @@ public enum OnlineRun {
         let sim = try OnlineSimulation<S>(
             parameters: spec.parameters, weights: spec.weights, stimulus: s,
             weightRecorder: OnlineRecording.weightRecorder(options, spec.parameters, s))
-        var recording = OnlineRecording(options, parameters: spec.parameters)
+        var recording = OnlineRecording(
+            options, parameters: spec.parameters, recordedSteps: options.iterations.count(total: s.iterations) * s.sequence)
         // Iteration n's loss is complete after step lossStart + (n + 1) T: simulate up to each such step in turn,
         // step by step where the multimeters sample.
         let start = DispatchTime.now().uptimeNanoseconds
