@@ -22,7 +22,9 @@ public struct OnlineRunSpec: Sendable {
 /// - `optimizer`: `eprop_synapse`'s `optimizer` dictionary (`type`, `batch_size`, `eta`, `optimize_each_step`,
 ///   `Wmin`, `Wmax`, Adam's `beta_1`, `beta_2`, `epsilon`);
 /// - `sequence_steps` (T), `iterations`, `simulated_steps` (T_sim), and optionally `final_update` (the examples'
-///   forced final update, default false) and `flush_event_send_interval_in` (of the input parrots, default none).
+///   forced final update, default false) and `flush_event_send_interval_in` (of the input parrots, default none);
+/// - optionally `algorithm` (not NEST's): the engine's schedule, `exact` (default) or `every-step` (eprop-online-spec.md
+///   §5.3: only with an infinite cutoff and `optimize_each_step`).
 /// The arrays: `input_spike_bool_seq.npy` [n_in, T], `target_signal_seq.npy` [n_out, T] (or [T]),
 /// `w_in_rec_init.npy` [n_rec, n_in], `w_rec_rec_init.npy` [n_rec, n_rec], `w_rec_out_init.npy` [n_out, n_rec],
 /// `w_out_rec_feedback.npy` [n_rec, n_out]. Anything else in the folder (NEST's results) is not read.
@@ -54,6 +56,13 @@ public enum OnlineExport {
         try apply(json["optimizer"], named: "optimizer", in: file, to: &p.optimizer)
         if json["flush_event_send_interval_in"] != nil {
             p.inputFlushEventSendInterval = try number(json["flush_event_send_interval_in"], "flush_event_send_interval_in", file)
+        }
+        if let name = json["algorithm"] {
+            // Not NEST's: the engine's schedule (OnlineAlgorithm), "exact" (the default) or "every-step".
+            guard let a = (name as? String).flatMap(OnlineAlgorithm.init(rawValue:)) else {
+                throw fail("algorithm", "one of \(OnlineAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")) required")
+            }
+            p.algorithm = a
         }
         try p.validate()
         let (T, iterations, steps) = (try int("sequence_steps"), try int("iterations"), try int("simulated_steps"))

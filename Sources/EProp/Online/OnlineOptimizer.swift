@@ -4,7 +4,7 @@ import Foundation
 /// the synapses of one projection, with the per-synapse optimizer state that NEST keeps in every synapse stored
 /// once per presynaptic column: all synapses of a column receive the same sequence of calls (same index, same
 /// schedule), so their step counter, Adam's beta powers, current eta and step count are equal. The cumulative
-/// gradient c and Adam's m and v are per synapse.
+/// gradient c and Adam's m and v are per synapse (they live in `OnlineProjection`).
 ///
 /// Semantics kept exactly:
 /// * the step counter is absolute time: a call with index idx steps iff k0 < k = 1 + idx / batch_size; after it
@@ -14,6 +14,11 @@ import Foundation
 /// * clipping to [Wmin, Wmax] once after the step (after the whole catch-up);
 /// * the eta quirk: every synapse's optimizer starts at eta = 1e-4; its first step uses the first value eta was
 ///   ever changed to, later steps the current eta.
+///
+/// A call is split in two so that the per-synapse arithmetic can be fused with the trace update of the same entry
+/// (`OnlineProjection`): `plan(column:idx:)` makes the per-column decisions (does it step, eta, Adam's first
+/// alpha), the caller runs the per-synapse loop of `OnlineStepPlan`, then `commit(column:_:)` stores the column's
+/// new state. The per-synapse expressions are NEST's, in NEST's order (see `OnlineStepPlan`).
 final class OnlineWeightOptimizer<S: Scalar> {
     let kind: OptimizerKind
     let batchSize: Int
@@ -26,15 +31,16 @@ final class OnlineWeightOptimizer<S: Scalar> {
     private(set) var etaFirstChange: S
     private(set) var etaChanged: Bool
 
-    // MARK: per-column state [nPre]
+    // MARK: per-column state [nPre] (raw storage: no exclusivity checks in the time loop)
+    let columns: Int
     /// `optimization_step_` k0 (starts at 1).
-    var k0: [Int]
+    let k0: UnsafeMutablePointer<Int>
     /// Adam's `beta_1_power_`, `beta_2_power_` (start at 1).
-    var beta1Power: [S]
-    var beta2Power: [S]
+    let beta1Power: UnsafeMutablePointer<S>
+    let beta2Power: UnsafeMutablePointer<S>
     /// `eta_current_` (starts at 1e-4) and `n_optimize_`.
-    var etaCurrent: [S]
-    var nOptimize: [Int]
+    let etaCurrent: UnsafeMutablePointer<S>
+    let nOptimize: UnsafeMutablePointer<Int>
 
     init(_ p: OnlineOptimizerParameters, columns: Int) {
         kind = p.kind
@@ -47,12 +53,27 @@ final class OnlineWeightOptimizer<S: Scalar> {
         eta = S(1e-4)
         etaFirstChange = S(1e-4)
         etaChanged = false
-        k0 = [Int](repeating: 1, count: columns)
-        beta1Power = [S](repeating: 1, count: columns)
-        beta2Power = [S](repeating: 1, count: columns)
-        etaCurrent = [S](repeating: S(1e-4), count: columns)
-        nOptimize = [Int](repeating: 0, count: columns)
+        self.columns = columns
+        let n = max(columns, 1)
+        k0 = .allocate(capacity: n)
+        k0.initialize(repeating: 1, count: n)
+        beta1Power = .allocate(capacity: n)
+        beta1Power.initialize(repeating: 1, count: n)
+        beta2Power = .allocate(capacity: n)
+        beta2Power.initialize(repeating: 1, count: n)
+        etaCurrent = .allocate(capacity: n)
+        etaCurrent.initialize(repeating: S(1e-4), count: n)
+        nOptimize = .allocate(capacity: n)
+        nOptimize.initialize(repeating: 0, count: n)
         setEta(p.eta)
+    }
+
+    deinit {
+        k0.deallocate()
+        beta1Power.deallocate()
+        beta2Power.deallocate()
+        etaCurrent.deallocate()
+        nOptimize.deallocate()
     }
 
     /// NEST's `set_status` of `eta`: a value different from the current one counts as a change; the first change
@@ -65,74 +86,92 @@ final class OnlineWeightOptimizer<S: Scalar> {
         eta = new
     }
 
-    /// One `optimized_weight(idx, g, w)` for every synapse of column `i`, whose state sits at `w`, `c`, `m`, `v`
-    /// (`count` targets, target `skip` left out: the missing autapse; -1 for none). `g` nil means g = 0.
-    @_specialize(where S == Float)
-    @_specialize(where S == Double)
-    func call(
-        column i: Int, idx: Int, g: UnsafePointer<S>?, w: UnsafeMutablePointer<S>, c: UnsafeMutablePointer<S>,
-        m: UnsafeMutablePointer<S>, v: UnsafeMutablePointer<S>, count: Int, skip: Int
-    ) {
+    /// The per-column part of `optimized_weight(idx, ...)` for column i: the eta quirk, whether the call steps,
+    /// and Adam's first alpha. Nothing is stored until `commit`.
+    @inline(__always)
+    func plan(column i: Int, idx: Int) -> OnlineStepPlan<S> {
         if etaChanged && nOptimize[i] == 0 { etaCurrent[i] = etaFirstChange }
         let k = 1 + idx / batchSize
-        guard k0[i] < k else {
-            // No step: accumulate only.
-            if let g { forEachTarget(count, skip: skip) { j in c[j] += g[j] } }
-            return
-        }
+        let k0i = k0[i]
+        guard k0i < k else { return OnlineStepPlan(kind: .none, k: k, catchUp: 0, eta: 0, alpha: 0, b1p: 0, b2p: 0) }
         let etaNow = etaCurrent[i]
-        let (lo, hi) = (wMin, wMax)
         switch kind {
         case .gradientDescent:
-            forEachTarget(count, skip: skip) { j in
-                // c <- (c + g) / B; w <- w - eta c; then clip.
-                let cj = (c[j] + (g?[j] ?? 0)) / batchSizeS
-                let wj = w[j] - etaNow * cj
-                w[j] = wj < lo ? lo : (hi < wj ? hi : wj)
-                c[j] = 0
-            }
+            return OnlineStepPlan(kind: .gradientDescent, k: k, catchUp: 0, eta: etaNow, alpha: 0, b1p: 0, b2p: 0)
         case .adam:
-            var b1p = beta1Power[i], b2p = beta2Power[i]
-            // First iteration: the accumulated gradient, at the oldest pending iteration k0.
-            b1p *= beta1
-            b2p *= beta2
-            var alpha = etaNow * (1 - b2p).squareRoot() / (1 - b1p)
-            forEachTarget(count, skip: skip) { j in
-                let cj = (c[j] + (g?[j] ?? 0)) / batchSizeS
-                m[j] = beta1 * m[j] + oneMinusBeta1 * cj
-                v[j] = beta2 * v[j] + oneMinusBeta2 * cj * cj
-                w[j] = w[j] - alpha * m[j] / (v[j].squareRoot() + epsilon)
-                c[j] = 0
-            }
-            // Then the catch-up with zero gradients: they still move w through m.
-            var step = k0[i] + 1
-            while step < k {
+            // First iteration: the accumulated gradient, at the oldest pending iteration k0. NEST's order:
+            // (eta sqrt(1 - beta2^p)) / (1 - beta1^p).
+            let b1p = beta1Power[i] * beta1, b2p = beta2Power[i] * beta2
+            let alpha = etaNow * (1 - b2p).squareRoot() / (1 - b1p)
+            return OnlineStepPlan(kind: .adam, k: k, catchUp: k - k0i - 1, eta: etaNow, alpha: alpha, b1p: b1p, b2p: b2p)
+        }
+    }
+
+    /// Stores the column's state after the per-synapse loop of a stepping plan (nothing for a plan that does not
+    /// step: `optimized_weight` returns before its bookkeeping then).
+    @inline(__always)
+    func commit(column i: Int, _ plan: OnlineStepPlan<S>) {
+        guard plan.kind != .none else { return }
+        if plan.kind == .adam {
+            // The powers after the catch-up iterations.
+            var (b1p, b2p) = (plan.b1p, plan.b2p)
+            for _ in 0..<plan.catchUp {
                 b1p *= beta1
                 b2p *= beta2
-                alpha = etaNow * (1 - b2p).squareRoot() / (1 - b1p)
-                forEachTarget(count, skip: skip) { j in
-                    m[j] = beta1 * m[j]
-                    v[j] = beta2 * v[j]
-                    w[j] = w[j] - alpha * m[j] / (v[j].squareRoot() + epsilon)
-                }
-                step += 1
-            }
-            forEachTarget(count, skip: skip) { j in
-                let wj = w[j]
-                w[j] = wj < lo ? lo : (hi < wj ? hi : wj)
             }
             (beta1Power[i], beta2Power[i]) = (b1p, b2p)
         }
         etaCurrent[i] = eta
         nOptimize[i] += 1
-        k0[i] = k
+        k0[i] = plan.k
+    }
+
+    /// Adam's catch-up after the first iteration: `plan.catchUp` zero-gradient iterations (they still move w
+    /// through m), then the clip, over synapses lo..<hi of one column (pointers at the column's first synapse).
+    @inline(__always)
+    func adamCatchUpAndClip(
+        _ plan: OnlineStepPlan<S>, w: UnsafeMutablePointer<S>, m: UnsafeMutablePointer<S>, v: UnsafeMutablePointer<S>,
+        _ lo: Int, _ hi: Int
+    ) {
+        let (beta1, beta2, epsilon, etaNow) = (beta1, beta2, epsilon, plan.eta)
+        var (b1p, b2p) = (plan.b1p, plan.b2p)
+        for _ in 0..<plan.catchUp {
+            b1p *= beta1
+            b2p *= beta2
+            let alpha = etaNow * (1 - b2p).squareRoot() / (1 - b1p)
+            for j in lo..<hi {
+                let mj = beta1 * m[j]
+                let vj = beta2 * v[j]
+                m[j] = mj
+                v[j] = vj
+                w[j] = w[j] - alpha * mj / (vj.squareRoot() + epsilon)
+            }
+        }
+        let (lo_, hi_) = (wMin, wMax)
+        for j in lo..<hi { w[j] = clipWeight(w[j], lo_, hi_) }
     }
 }
 
-/// Calls `body(j)` for j in 0..<count except `skip` (-1: none), as two plain loops.
-@inline(__always)
-func forEachTarget(_ count: Int, skip: Int, _ body: (Int) -> Void) {
-    let first = skip < 0 ? count : skip
-    for j in 0..<first { body(j) }
-    if skip >= 0 { for j in (skip + 1)..<count { body(j) } }
+/// The per-column decisions of one `optimized_weight` call (see `OnlineWeightOptimizer.plan`).
+struct OnlineStepPlan<S: Scalar> {
+    typealias Kind = OnlineStepKind
+    /// `.none`: no step (the gradient is only accumulated into c).
+    var kind: Kind
+    /// The new step counter k = 1 + idx / batch_size.
+    var k: Int
+    /// Adam: zero-gradient iterations after the first one (k - k0 - 1).
+    var catchUp: Int
+    /// `eta_current_` for this step.
+    var eta: S
+    /// Adam: alpha of the first iteration and the beta powers after it.
+    var alpha: S
+    var b1p: S
+    var b2p: S
 }
+
+/// What an `optimized_weight` call does per synapse.
+enum OnlineStepKind { case none, gradientDescent, adam }
+
+/// NEST's clip to [Wmin, Wmax] (as a select: vectorizes).
+@inline(__always)
+func clipWeight<S: FloatingPoint>(_ w: S, _ lo: S, _ hi: S) -> S { w < lo ? lo : (hi < w ? hi : w) }

@@ -188,30 +188,30 @@ public final class OnlineSimulation<S: Scalar> {
 
     // MARK: Buffers, preallocated.
     /// z(t) of the last four steps, slot t % 4: [4, nRec].
-    var zRing: [S]
+    let zRing: UnsafeMutablePointer<S>
     /// err(t) of the last four steps, slot t % 4: [4, nOut].
-    var errRing: [S]
+    let errRing: UnsafeMutablePointer<S>
     /// L(t - 2) = B err(t - 1): [nRec].
-    var learningSignal: [S]
+    let learningSignal: UnsafeMutablePointer<S>
     /// s_i(tau) of the inputs for the entry being processed: [nIn].
-    var inputArrival: [S]
+    let inputArrival: UnsafeMutablePointer<S>
     /// Summed weighted spikes of stamp t: [nRec] and [nOut].
-    var recInput: [S]
-    var outInput: [S]
+    let recInput: UnsafeMutablePointer<S>
+    let outInput: UnsafeMutablePointer<S>
     /// y*(t) [nOut] of the current step.
-    var targetNow: [S]
+    let targetNow: UnsafeMutablePointer<S>
     /// Squared differences (readout_signal - target_signal)^2 of the current iteration: [nOut, T].
     var squaredDiff: [Double]
     /// NEST's `last_event_time_` of every parrot and recurrent neuron (flush events).
-    var lastEventInput: [Int]
-    var lastEventRec: [Int]
+    let lastEventInput: UnsafeMutablePointer<Int>
+    let lastEventRec: UnsafeMutablePointer<Int>
     /// Flush intervals in steps (`Int.max`: none).
     let flushInput: Int, flushRec: Int
     /// Which inputs spike with the current stamp: [nIn].
-    var inputSpikesNow: [Bool]
+    let inputSpikesNow: UnsafeMutablePointer<Bool>
     /// Weight recorder: followed senders [nIn], [nRec].
-    var recordInput: [Bool]
-    var recordRecurrent: [Bool]
+    let recordInput: UnsafeMutablePointer<Bool>
+    let recordRecurrent: UnsafeMutablePointer<Bool>
 
     /// - weightRecorder: the connections whose transmitted weights are logged (NEST's `weight_recorder`), or nil.
     public init(
@@ -257,8 +257,14 @@ public final class OnlineSimulation<S: Scalar> {
         parameters = p
         self.stimulus = s
         self.weightRecorder = weightRecorder
-        recordInput = [Bool](repeating: false, count: nIn)
-        recordRecurrent = [Bool](repeating: false, count: nRec)
+        // The step's buffers: raw storage, allocated once (no exclusivity checks or allocation in the time loop).
+        func buffer<T>(_ count: Int, _ value: T) -> UnsafeMutablePointer<T> {
+            let p = UnsafeMutablePointer<T>.allocate(capacity: max(count, 1))
+            p.initialize(repeating: value, count: max(count, 1))
+            return p
+        }
+        recordInput = buffer(nIn, false)
+        recordRecurrent = buffer(nRec, false)
         if let r = weightRecorder {
             for i in r.inputSenders { recordInput[i] = true }
             for i in r.recurrentSenders { recordRecurrent[i] = true }
@@ -286,23 +292,32 @@ public final class OnlineSimulation<S: Scalar> {
             kappaReg: 0, rho: 1, beta: 0, optimizer: o, weights: weights.wOut)
         everyStep = p.algorithm == .everyStep
         feedback = weights.feedback.map { S($0) }
-        zRing = [S](repeating: 0, count: 4 * nRec)
-        errRing = [S](repeating: 0, count: 4 * nOut)
-        learningSignal = [S](repeating: 0, count: nRec)
-        inputArrival = [S](repeating: 0, count: nIn)
-        recInput = [S](repeating: 0, count: nRec)
-        outInput = [S](repeating: 0, count: nOut)
-        targetNow = [S](repeating: 0, count: nOut)
+        zRing = buffer(4 * nRec, 0)
+        errRing = buffer(4 * nOut, 0)
+        learningSignal = buffer(nRec, 0)
+        inputArrival = buffer(nIn, 0)
+        recInput = buffer(nRec, 0)
+        outInput = buffer(nOut, 0)
+        targetNow = buffer(nOut, 0)
         squaredDiff = [Double](repeating: 0, count: nOut * s.sequence)
-        lastEventInput = [Int](repeating: 0, count: nIn)
-        lastEventRec = [Int](repeating: 0, count: nRec)
+        lastEventInput = buffer(nIn, 0)
+        lastEventRec = buffer(nRec, 0)
         flushInput = nestSteps(p.inputFlushEventSendInterval, dt)
         flushRec = rc.flushInterval
-        inputSpikesNow = [Bool](repeating: false, count: nIn)
+        inputSpikesNow = buffer(nIn, false)
         loss.reserveCapacity(s.iterations)
         // Room for a mean rate of 100 Hz at dt = 1 ms, so that recording does not allocate in the loop.
         spikeSteps.reserveCapacity(s.steps * nRec / 10 + 1024)
         spikeNeurons.reserveCapacity(s.steps * nRec / 10 + 1024)
+    }
+
+    deinit {
+        for p in [zRing, errRing, learningSignal, inputArrival, recInput, outInput, targetNow] { p.deallocate() }
+        lastEventInput.deallocate()
+        lastEventRec.deallocate()
+        inputSpikesNow.deallocate()
+        recordInput.deallocate()
+        recordRecurrent.deallocate()
     }
 
     /// NEST's `SetStatus` of the optimizer's eta between two `simulate` calls (the first change is what every
@@ -345,15 +360,12 @@ public final class OnlineSimulation<S: Scalar> {
     private func step(_ t: Int) {
         let (nIn, nRec, nOut) = (nIn, nRec, nOut)
         let s = stimulus
-        zRing.withUnsafeMutableBufferPointer { zRing in
-        errRing.withUnsafeMutableBufferPointer { errRing in
-        learningSignal.withUnsafeMutableBufferPointer { L in
-        inputArrival.withUnsafeMutableBufferPointer { arrival in
-        recInput.withUnsafeMutableBufferPointer { recInput in
-        outInput.withUnsafeMutableBufferPointer { outInput in
+        let L = learningSignal, arrival = inputArrival, recInput = recInput, outInput = outInput
+        let inputSpikesNow = inputSpikesNow, lastEventInput = lastEventInput, lastEventRec = lastEventRec
+        let recordInput = recordInput, recordRecurrent = recordRecurrent, feedback = feedback
         recurrent.psi.withUnsafeBufferPointer { psi in
         recurrent.fReg.withUnsafeBufferPointer { fReg in
-            let z = zRing.baseAddress!, err = errRing.baseAddress!
+            let z = zRing, err = errRing
             let zPrev = z + ((t + 3) & 3) * nRec  // z(t - 1)
             // 1. Secondary events of step t - 1: L(t - 2) = B err(t - 1), summed over readouts in order.
             // 2. Entry tau = t - 2, complete now: the gradients of every active column (before any transmission).
@@ -372,9 +384,9 @@ public final class OnlineSimulation<S: Scalar> {
                 let zArr = UnsafePointer(z + ((tau - 1) & 3) * nRec)
                 let slot = (tau & 1) * nRec
                 let psiTau = psi.baseAddress! + slot, fTau = fReg.baseAddress! + slot
-                let Lp = UnsafePointer(L.baseAddress!)
+                let Lp = UnsafePointer(L)
                 inRec.processEntry(
-                    tau: tau, arrival: UnsafePointer(arrival.baseAddress!), psi: psiTau, fReg: fTau, learningSignal: Lp,
+                    tau: tau, arrival: UnsafePointer(arrival), psi: psiTau, fReg: fTau, learningSignal: Lp,
                     everyStep: everyStep)
                 recRec.processEntry(tau: tau, arrival: zArr, psi: psiTau, fReg: fTau, learningSignal: Lp, everyStep: everyStep)
                 recOut.processEntry(
@@ -384,7 +396,7 @@ public final class OnlineSimulation<S: Scalar> {
             // 3. Events of stamp t: per-spike optimizer calls, then transmission with the updated weights.
             for j in 0..<nRec { recInput[j] = 0 }
             for k in 0..<nOut { outInput[k] = 0 }
-            let rIn = recInput.baseAddress!, rOut = outInput.baseAddress!
+            let rIn = recInput, rOut = outInput
             // The forced final update's spike (+1000 mV) is summed before the step's other input, as NEST delivers
             // it (the recorded V_m of that step differs in its last bit otherwise).
             for q in 0..<s.recurrentExtraInputSteps.count where s.recurrentExtraInputSteps[q] == t {
@@ -425,22 +437,14 @@ public final class OnlineSimulation<S: Scalar> {
                     }
                 }
             }
-        }}}}}}}}
+        }}
         // 4. Node updates of step t: recurrent neurons (psi(t), F(t), z(t)), then readouts (err(t)).
-        zRing.withUnsafeMutableBufferPointer { zRing in
-            recInput.withUnsafeBufferPointer { input in
-                recurrent.update(step: t, input: input.baseAddress!, z: zRing.baseAddress! + (t & 3) * nRec)
-            }
-        }
+        let zNow = zRing + (t & 3) * nRec
+        recurrent.update(step: t, input: recInput, z: zNow)
         for k in 0..<nOut { targetNow[k] = S(s.target[t * nOut + k]) }
-        outInput.withUnsafeBufferPointer { input in
-            targetNow.withUnsafeBufferPointer { target in
-                readout.update(input: input.baseAddress!, target: target.baseAddress!, window: S(s.window[t]))
-            }
-        }
-        for k in 0..<nOut { errRing[(t & 3) * nOut + k] = readout.err[k] }
-        let zBase = (t & 3) * nRec
-        for j in 0..<nRec where zRing[zBase + j] != 0 {
+        readout.update(input: outInput, target: targetNow, window: S(s.window[t]))
+        readout.err.withUnsafeBufferPointer { e in (errRing + (t & 3) * nOut).update(from: e.baseAddress!, count: nOut) }
+        for j in 0..<nRec where zNow[j] != 0 {
             spikeSteps.append(Int32(t))
             spikeNeurons.append(Int32(j))
         }
