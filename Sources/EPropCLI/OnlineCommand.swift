@@ -15,6 +15,8 @@ extension EPropDense {
             try refuseOptionsTheOnlineRunDoesNotTake(source: "\(dir) is an online-generation export whose params.json sets every parameter (edit it instead)")
             do { return try OnlineExport.load(URL(fileURLWithPath: dir)) } catch let e as OnlineParameterError {
                 throw ValidationError("invalid --init: \(e)")
+            } catch let e as NPYError {
+                throw ValidationError("invalid --init: \(e)")
             }
         }
         guard case .online(let model) = neuron.model else { return nil }

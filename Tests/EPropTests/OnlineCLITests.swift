@@ -144,6 +144,15 @@ final class OnlineCLITests: XCTestCase {
         try refused({ j in j["model"] = "eprop_iaf_bsshslm_2020" }, "model")
         try refused({ j in j["simulated_steps"] = 100 }, "simulated_steps")
         try refused({ j in j["n_rec"] = 99 }, "w_in_rec_init.npy")
+        // Corrupt files: a truncated params.json and a truncated array, each named; still recognized as online
+        // exports, so that the command line does not fall back to the legacy loader's message.
+        let dir = try exportCopy { _ in }
+        try Data("{\"model\": \"eprop_iaf\", ".utf8).write(to: dir.appendingPathComponent("params.json"))
+        XCTAssertTrue(OnlineExport.holdsOnlineRun(dir))
+        XCTAssertThrowsError(try OnlineExport.load(dir)) { XCTAssertTrue("\($0)".contains("params.json"), "\($0)") }
+        let other = try exportCopy { _ in }, array = other.appendingPathComponent("w_rec_rec_init.npy")
+        try Data(try Data(contentsOf: array).prefix(90)).write(to: array)
+        XCTAssertThrowsError(try OnlineExport.load(other)) { XCTAssertTrue("\($0)".contains("w_rec_rec_init.npy"), "\($0)") }
     }
 
     func testCommandLineRefusesOptionsTheExportDoesNotTake() throws {

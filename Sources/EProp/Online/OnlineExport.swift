@@ -29,9 +29,11 @@ public struct OnlineRunSpec: Sendable {
 /// `w_in_rec_init.npy` [n_rec, n_in], `w_rec_rec_init.npy` [n_rec, n_rec], `w_rec_out_init.npy` [n_out, n_rec],
 /// `w_out_rec_feedback.npy` [n_rec, n_out]. Anything else in the folder (NEST's results) is not read.
 public enum OnlineExport {
-    /// Whether `folder` holds an online export: a `params.json` whose `model` is one of the online models.
+    /// Whether `folder` holds an online export: a `params.json` (legacy exports and run folders have none) whose
+    /// `model` is one of the online models, or which cannot be read (so that `load` names what is wrong with it).
     public static func holdsOnlineRun(_ folder: URL) -> Bool {
-        guard let object = try? parameterFile(folder), let model = object["model"] as? String else { return false }
+        guard FileManager.default.fileExists(atPath: folder.appendingPathComponent("params.json").path) else { return false }
+        guard let object = try? parameterFile(folder), let model = object["model"] as? String else { return true }
         return OnlineNeuronModel(rawValue: model) != nil
     }
 
