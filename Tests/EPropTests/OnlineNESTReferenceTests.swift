@@ -42,8 +42,7 @@ final class OnlineNESTReferenceTests: XCTestCase {
     ) throws -> OnlineReference {
         try OnlineReference(
             dir: onlineReferenceRoot.appendingPathComponent("nest-3.10-online-regression-test/\(model.rawValue)"),
-            parameters: parameters ?? regressionParameters(model), sequence: 100, iterations: 5, steps: 505,
-            finalUpdate: false)
+            parameters: parameters)
     }
 
     private func checkRegression(_ model: OnlineNeuronModel) throws {
@@ -75,12 +74,8 @@ final class OnlineNESTReferenceTests: XCTestCase {
 
     /// NEST's `eprop_supervised_regression_sine-waves.py` with its defaults, 5 iterations: eprop_iaf, gradient
     /// descent once per spike, eta = 1e-4 (1 - kappa)^2, cutoff 100 ms, flush every 1000 ms, forced final update.
-    static func exampleParameters() -> OnlineNetworkParameters { OnlineSineWaveTask.parameters(.eprop_iaf, preset: .example) }
-
     static func exampleReference() throws -> OnlineReference {
-        try OnlineReference(
-            dir: onlineReferenceRoot.appendingPathComponent("nest-3.10-online-sine-waves-seed1-iter5"),
-            parameters: exampleParameters(), sequence: 1000, iterations: 5, steps: 5005, finalUpdate: true)
+        try OnlineReference(dir: onlineReferenceRoot.appendingPathComponent("nest-3.10-online-sine-waves-seed1-iter5"))
     }
 
     func testSineWaveExampleEqualsNEST() throws {

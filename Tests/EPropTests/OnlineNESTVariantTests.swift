@@ -8,54 +8,10 @@ import XCTest
 /// 3, 7 and 50 steps, per-spike gradient descent with batches, no cutoff, a cutoff of 7 ms, flush intervals of 7 and
 /// 50 ms, and the spec's [C] items I_e and V_min (recurrent and readout).
 final class OnlineNESTVariantTests: XCTestCase {
-    /// The variant's parameters: the regression test's for its model, 40 + 40 neurons, and the overrides of
-    /// `VARIANTS` in nest_online_export.py.
-    static func parameters(_ name: String) -> OnlineNetworkParameters {
-        func base(_ model: OnlineNeuronModel, _ kind: OptimizerKind) -> OnlineNetworkParameters {
-            var p = OnlineNESTReferenceTests.regressionParameters(model)
-            (p.nIn, p.nRec) = (40, 40)
-            p.optimizer.kind = kind
-            return p
-        }
-        switch name {
-        case "iaf_adapt_adam_per_spike":
-            var p = base(.eprop_iaf_adapt, .adam)
-            p.optimizer.optimizeEachStep = false
-            return p
-        case "iaf_tref3_arctan_adam_batch7":
-            var p = base(.eprop_iaf, .adam)
-            (p.recurrent.tRef, p.recurrent.surrogateGradient, p.optimizer.batchSize) = (3, .arctanDerivative, 7)
-            return p
-        case "psc_delta_tref2_exponential_nocutoff_flush50_refractory_input":
-            var p = base(.eprop_iaf_psc_delta, .gradientDescent)
-            (p.recurrent.tRef, p.recurrent.surrogateGradient, p.recurrent.isiTraceCutoff) = (2, .exponential, .infinity)
-            (p.recurrent.flushEventSendInterval, p.recurrent.refractoryInput) = (50, true)
-            p.readout.isiTraceCutoff = .infinity
-            return p
-        case "psc_delta_adapt_tref2_fast_sigmoid_gd_batch50_per_spike":
-            var p = base(.eprop_iaf_psc_delta_adapt, .gradientDescent)
-            (p.recurrent.tRef, p.recurrent.surrogateGradient) = (2, .fastSigmoidDerivative)
-            (p.optimizer.batchSize, p.optimizer.optimizeEachStep) = (50, false)
-            return p
-        case "iaf_I_e_V_min_cutoff7_flush7":
-            var p = base(.eprop_iaf, .gradientDescent)
-            (p.recurrent.iE, p.recurrent.vMin, p.recurrent.isiTraceCutoff, p.recurrent.flushEventSendInterval) = (0.0005, -0.05, 7, 7)
-            (p.readout.iE, p.readout.vMin, p.readout.isiTraceCutoff) = (0.0002, -0.3, 7)
-            return p
-        case "psc_delta_I_e_V_min_adam_batch3":
-            var p = base(.eprop_iaf_psc_delta, .adam)
-            (p.recurrent.iE, p.recurrent.vMin, p.recurrent.tRef, p.optimizer.batchSize) = (0.005, -0.6, 1, 3)
-            return p
-        default: fatalError("unknown variant \(name)")
-        }
-    }
-
     private func check(_ name: String) throws {
-        let p = Self.parameters(name)
-        let ref = try OnlineReference(
-            dir: onlineReferenceRoot.appendingPathComponent("nest-3.10-online-variants/\(name)"), parameters: p,
-            sequence: 100, iterations: 5, steps: 505, finalUpdate: false)
-        let sim = try OnlineSimulation<Double>(parameters: p, weights: ref.weights, stimulus: ref.stimulus)
+        // The variant's parameters come from its params.json (VARIANTS in nest_online_export.py).
+        let ref = try OnlineReference(dir: onlineReferenceRoot.appendingPathComponent("nest-3.10-online-variants/\(name)"))
+        let sim = try OnlineSimulation<Double>(parameters: ref.parameters, weights: ref.weights, stimulus: ref.stimulus)
         sim.run()
         let dl = maxRelativeLossDifference(sim.loss, ref.loss)
         report("\(name): loss max rel. diff. \(dl), \(sim.spikeSteps.count) spikes")

@@ -26,20 +26,14 @@ struct OnlineReference {
         .inputToRecurrent: "w_in_rec", .recurrentToRecurrent: "w_rec_rec", .recurrentToReadout: "w_rec_out",
     ]
 
-    /// Loads a folder with the arrays of `nest_online_export.py` / `online_fixture_from_export.py`.
-    init(dir: URL, parameters: OnlineNetworkParameters, sequence T: Int, iterations: Int, steps: Int, finalUpdate: Bool) throws {
+    /// Loads a NEST export folder (`nest_online_export.py` / `online_fixture_from_export.py`): the network, weights
+    /// and stimulus as `eprop-dense --init` reads them (`OnlineExport`), optionally with other `parameters`, and
+    /// NEST's results.
+    init(dir: URL, parameters: OnlineNetworkParameters? = nil) throws {
         func read(_ name: String) throws -> [Double] { try NPY.read(dir.appendingPathComponent(name + ".npy")).values }
         self.dir = dir
-        self.parameters = parameters
-        let (nIn, nRec, nOut) = (parameters.nIn, parameters.nRec, parameters.nOut)
-        weights = OnlineWeights(
-            wIn: try read("w_in_rec_init"), wRec: try read("w_rec_rec_init"), wOut: try read("w_rec_out_init"),
-            feedback: try read("w_out_rec_feedback"))
-        XCTAssertEqual(weights.wIn.count, nIn * nRec)
-        let pattern = try read("input_spike_bool_seq").map { $0 != 0 }
-        stimulus = OnlineStimulus.frozenPattern(
-            pattern: pattern, nIn: nIn, target: try read("target_signal_seq"), nOut: nOut, sequence: T,
-            iterations: iterations, steps: steps, finalUpdate: finalUpdate)
+        let spec = try OnlineExport.load(dir)
+        (self.parameters, weights, stimulus) = (parameters ?? spec.parameters, spec.weights, spec.stimulus)
         loss = try read("loss")
         let stampFile = dir.appendingPathComponent("spikes_rec_stamps.npy")
         spikeStamps = try FileManager.default.fileExists(atPath: stampFile.path)
