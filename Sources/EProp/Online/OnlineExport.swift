@@ -1,16 +1,26 @@
 import Foundation
 
 /// A run of the online generation as an export folder describes it: the network's parameters, its initial weights
-/// and the stimulus (a frozen pattern repeated every iteration, as NEST's sine-wave example and test).
+/// and the stimulus: a frozen pattern repeated every iteration (NEST's sine-wave example and test), or a stream of
+/// labelled samples (NEST's N-MNIST example).
 public struct OnlineRunSpec: Sendable {
     public var parameters: OnlineNetworkParameters
     public var weights: OnlineWeights
     public var stimulus: OnlineStimulus
-    /// The frozen pattern and target that the stimulus repeats every iteration: [nIn, T] and [nOut, T].
-    public var pattern: [Bool]
-    public var target: [Double]
+    public var task: Task
     /// Where it came from: the export folder, or the generator and its seed.
     public var source: String
+
+    public enum Task: Sendable {
+        /// The frozen pattern and target that the stimulus repeats every iteration: [nIn, T] and [nOut, T].
+        case frozenPattern(pattern: [Bool], target: [Double])
+        /// One class per sequence, in the order simulated: [iterations * groupSize].
+        case classification(labels: [Int])
+    }
+
+    public init(parameters: OnlineNetworkParameters, weights: OnlineWeights, stimulus: OnlineStimulus, task: Task, source: String) {
+        (self.parameters, self.weights, self.stimulus, self.task, self.source) = (parameters, weights, stimulus, task, source)
+    }
 }
 
 /// Reads an online export folder: what `notebooks-data/crossval/nest_online_export.py` writes from a NEST 3.10 run
@@ -25,9 +35,18 @@ public struct OnlineRunSpec: Sendable {
 ///   forced final update, default false) and `flush_event_send_interval_in` (of the input parrots, default none);
 /// - optionally `algorithm` (not NEST's): the engine's schedule, `exact` (default) or `every-step` (eprop-online-spec.md
 ///   §5.3: only with an infinite cutoff and `optimize_each_step`).
-/// The arrays: `input_spike_bool_seq.npy` [n_in, T], `target_signal_seq.npy` [n_out, T] (or [T]),
-/// `w_in_rec_init.npy` [n_rec, n_in], `w_rec_rec_init.npy` [n_rec, n_rec], `w_rec_out_init.npy` [n_out, n_rec],
-/// `w_out_rec_feedback.npy` [n_rec, n_out]. Anything else in the folder (NEST's results) is not read.
+/// - `"task": "classification"` (NEST's N-MNIST example; default: the frozen pattern): `learning_window` (the last
+///   steps of every sequence where the window is open and the loss and the class are taken), `group_size` (sequences
+///   per iteration), `eta_per_iteration` (NEST's `SetDefaults` of eta before each iteration, [iterations]) and
+///   `final_update_ms` (the time of the forced final update's generator spike; absent: none).
+/// The arrays: `w_in_rec_init.npy` [n_rec, n_in], `w_rec_rec_init.npy` [n_rec, n_rec], `w_rec_out_init.npy`
+/// [n_out, n_rec], `w_out_rec_feedback.npy` [n_rec, n_out]; optionally `mask_in_rec.npy`, `mask_rec_rec.npy`,
+/// `mask_rec_out.npy` (bool, the weights' shapes: where synapses exist; absent: all but autapses); the frozen pattern's
+/// `input_spike_bool_seq.npy` [n_in, T] and `target_signal_seq.npy` [n_out, T] (or [T]); classification's
+/// `input_spike_steps.npy` and `input_spike_senders.npy` (integers, [E]: each input spike's stamp, the step in which
+/// the recurrent neurons receive it, and its input; sorted by step, repeated for coinciding spikes, which a parrot
+/// relays as one event with multiplicity) and `labels.npy` ([iterations * group_size] classes 0 ..< n_out). Anything
+/// else in the folder (NEST's results) is not read.
 public enum OnlineExport {
     /// Whether `folder` holds an online export: a `params.json` (legacy exports and run folders have none) whose
     /// `model` is one of the online models, or which cannot be read (so that `load` names what is wrong with it).
@@ -68,10 +87,17 @@ public enum OnlineExport {
         }
         try p.validate()
         let (T, iterations, steps) = (try int("sequence_steps"), try int("iterations"), try int("simulated_steps"))
-        let finalUpdate = (json["final_update"] as? Bool) ?? false
         guard T > 0 else { throw fail("sequence_steps", "sequence_steps > 0 required") }
-        guard steps >= 2 + iterations * T else {
-            throw fail("simulated_steps", "simulated_steps >= 2 + iterations * sequence_steps = \(2 + iterations * T) required")
+        let classification: Bool
+        switch json["task"] as? String ?? (json["task"] == nil ? "frozen_pattern" : "") {
+        case "frozen_pattern": classification = false
+        case "classification": classification = true
+        default: throw fail("task", "frozen_pattern or classification required")
+        }
+        let groupSize = classification ? try int("group_size") : 1
+        guard groupSize > 0 else { throw fail("group_size", "group_size > 0 required") }
+        guard steps >= 2 + iterations * groupSize * T else {
+            throw fail("simulated_steps", "simulated_steps >= 2 + iterations * group_size * sequence_steps = \(2 + iterations * groupSize * T) required")
         }
 
         func array(_ name: String, _ shapes: [[Int]]) throws -> [Double] {
@@ -82,18 +108,84 @@ public enum OnlineExport {
             }
             return a.values
         }
+        func mask(_ name: String, _ shape: [Int]) throws -> [Bool]? {
+            guard FileManager.default.fileExists(atPath: folder.appendingPathComponent(name).path) else { return nil }
+            return try array(name, [shape]).map { $0 != 0 }
+        }
+        /// Integers >= 0 and < `bound`, [n] (any n when nil).
+        func integers(_ name: String, _ n: Int?, below bound: Int) throws -> [Int] {
+            let url = folder.appendingPathComponent(name)
+            let a = try NPY.read(url)
+            guard a.shape.count == 1, n == nil || a.shape[0] == n! else {
+                throw OnlineParameterError(url.path, "shape [\(n.map(String.init) ?? "E")] required, found \(a.shape)")
+            }
+            if let bad = a.values.firstIndex(where: { $0 != $0.rounded() || $0 < 0 || $0 >= Double(bound) }) {
+                throw OnlineParameterError(url.path, "integers in 0 ..< \(bound) required (entry \(bad) is \(a.values[bad]))")
+            }
+            return a.values.map { Int($0) }
+        }
         let (nIn, nRec, nOut) = (p.nIn, p.nRec, p.nOut)
         let weights = OnlineWeights(
             wIn: try array("w_in_rec_init.npy", [[nRec, nIn]]), wRec: try array("w_rec_rec_init.npy", [[nRec, nRec]]),
-            wOut: try array("w_rec_out_init.npy", [[nOut, nRec]]), feedback: try array("w_out_rec_feedback.npy", [[nRec, nOut]]))
-        let pattern = try array("input_spike_bool_seq.npy", [[nIn, T]])
-        let target = try array("target_signal_seq.npy", nOut == 1 ? [[1, T], [T]] : [[nOut, T]])
-        let stimulus = OnlineStimulus.frozenPattern(
-            pattern: pattern.map { $0 != 0 }, nIn: nIn, target: target, nOut: nOut, sequence: T, iterations: iterations,
-            steps: steps, finalUpdate: finalUpdate)
+            wOut: try array("w_rec_out_init.npy", [[nOut, nRec]]), feedback: try array("w_out_rec_feedback.npy", [[nRec, nOut]]),
+            maskIn: try mask("mask_in_rec.npy", [nRec, nIn]), maskRec: try mask("mask_rec_rec.npy", [nRec, nRec]),
+            maskOut: try mask("mask_rec_out.npy", [nOut, nRec]))
+        if !classification {
+            let pattern = try array("input_spike_bool_seq.npy", [[nIn, T]]).map { $0 != 0 }
+            let target = try array("target_signal_seq.npy", nOut == 1 ? [[1, T], [T]] : [[nOut, T]])
+            let stimulus = OnlineStimulus.frozenPattern(
+                pattern: pattern, nIn: nIn, target: target, nOut: nOut, sequence: T, iterations: iterations,
+                steps: steps, finalUpdate: (json["final_update"] as? Bool) ?? false)
+            return OnlineRunSpec(
+                parameters: p, weights: weights, stimulus: stimulus, task: .frozenPattern(pattern: pattern, target: target),
+                source: "--init \(folder.path)")
+        }
+        let window = try int("learning_window")
+        guard (1...T).contains(window) else { throw fail("learning_window", "1 <= learning_window <= sequence_steps required") }
+        guard let etas = json["eta_per_iteration"] as? [Any], etas.count == iterations else {
+            throw fail("eta_per_iteration", "a list of \(iterations) numbers (one per iteration) required")
+        }
+        let eta = try etas.map { try number($0, "eta_per_iteration", file) }
+        let finalUpdate = json["final_update_ms"] == nil ? nil : try number(json["final_update_ms"], "final_update_ms", file)
+        let finalStep = try finalUpdate.map { ms -> Int in
+            let t = Int((ms / p.resolution).rounded())
+            guard t >= 1, t + 1 < steps else { throw fail("final_update_ms", "a time whose step and the next are simulated (1 ..< \(steps - 1)) required") }
+            return t
+        }
+        let stepsIn = try integers("input_spike_steps.npy", nil, below: steps)
+        let senders = try integers("input_spike_senders.npy", stepsIn.count, below: nIn)
+        if let k = stepsIn.indices.dropFirst().first(where: { stepsIn[$0 - 1] > stepsIn[$0] }) {
+            throw OnlineParameterError(folder.appendingPathComponent("input_spike_steps.npy").path, "ascending steps required (entry \(k) decreases)")
+        }
+        let labels = try integers("labels.npy", iterations * groupSize, below: nOut)
+        let stimulus = OnlineStimulus.classification(
+            inputSteps: stepsIn, inputSenders: senders, nIn: nIn, labels: labels, nOut: nOut, sequence: T, learningWindow: window,
+            groupSize: groupSize, etaPerIteration: eta, finalUpdateStep: finalStep, steps: steps)
         return OnlineRunSpec(
-            parameters: p, weights: weights, stimulus: stimulus, pattern: pattern.map { $0 != 0 }, target: target,
-            source: "--init \(folder.path)")
+            parameters: p, weights: weights, stimulus: stimulus, task: .classification(labels: labels), source: "--init \(folder.path)")
+    }
+
+    /// Writes the stimulus arrays of `spec` as `load` reads them (into a run folder, so that it compares with the
+    /// export file by file).
+    static func writeStimulus(_ spec: OnlineRunSpec, to folder: RunFolder) throws {
+        let (nIn, nOut, s) = (spec.parameters.nIn, spec.parameters.nOut, spec.stimulus)
+        switch spec.task {
+        case .frozenPattern(let pattern, let target):
+            try folder.write(NPYArray(shape: [nIn, s.sequence], dtype: .bool, values: pattern.map { $0 ? 1 : 0 }), "input_spike_bool_seq.npy")
+            try folder.write(NPYArray(shape: [nOut, s.sequence], values: target), "target_signal_seq.npy")
+        case .classification(let labels):
+            var steps: [Double] = [], senders: [Double] = []
+            let finalStep = s.recurrentExtraInputSteps.first.map { $0 + 1 }
+            for t in 0..<s.steps where t != finalStep {
+                for q in s.inputOffsets[t]..<s.inputOffsets[t + 1] {
+                    steps.append(Double(t))
+                    senders.append(Double(s.inputIndices[q]))
+                }
+            }
+            try folder.write(NPYArray(shape: [steps.count], dtype: .int64, values: steps), "input_spike_steps.npy")
+            try folder.write(NPYArray(shape: [senders.count], dtype: .int64, values: senders), "input_spike_senders.npy")
+            try folder.write(NPYArray(shape: [labels.count], dtype: .int64, values: labels.map(Double.init)), "labels.npy")
+        }
     }
 
     /// `params.json` as a dictionary. Python's `json` writes an infinite cutoff or interval as the bare word

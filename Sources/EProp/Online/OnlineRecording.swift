@@ -2,7 +2,7 @@ import Foundation
 
 /// The recordings of an online run, with NEST 3.10's recordables, time stamps and file layout (the legacy generation's
 /// `Recorder` writes the same names): multimeters on recurrent neurons 0 ..< nRecord and on every readout, sampling
-/// each step of the recorded iterations (iteration n: the loss window, steps lossStart + n T ..< lossStart + (n + 1) T),
+/// each step of the recorded iterations (`OnlineStimulus.iterationSteps`),
 /// and NEST's weight recorder on senders 0 ..< nRecordW of the inputs and the recurrent neurons and targets
 /// 0 ..< nRecordW of the recurrent neurons plus every readout, keeping the spikes of recorded iterations.
 ///
@@ -44,7 +44,7 @@ struct OnlineRecording {
         return OnlineWeightRecorderSelection(
             inputSenders: Array(0..<min(w, p.nIn)), recurrentSenders: Array(0..<min(w, p.nRec)),
             recurrentTargets: Array(0..<min(w, p.nRec)), readoutTargets: Array(0..<p.nOut),
-            start: s.lossStart, stop: s.lossStart + s.iterations * s.sequence)
+            start: s.lossStart, stop: s.iterationSteps(s.iterations).lowerBound)
     }
 
     /// Samples the state after step `sim.time - 1`.
@@ -91,7 +91,7 @@ struct OnlineRecording {
         // order, which depends on its threads; this order is a fixed one.
         let kept = w.stamps.indices.filter { e in
             let step = Int(w.stamps[e]) - 1 - st.lossStart
-            return step >= 0 && recordedIterations.contains(step / st.sequence)
+            return step >= 0 && recordedIterations.contains(step / st.iterationSteps(0).count)
         }.sorted { a, b in
             [Int(w.stamps[a]), Int(w.senderPopulations[a]), Int(w.senders[a]), Int(w.targetPopulations[a]), Int(w.targets[a])]
                 .lexicographicallyPrecedes([Int(w.stamps[b]), Int(w.senderPopulations[b]), Int(w.senders[b]), Int(w.targetPopulations[b]), Int(w.targets[b])])

@@ -45,13 +45,14 @@ public enum OnlineRun {
             parameters: spec.parameters, weights: spec.weights, stimulus: s,
             weightRecorder: OnlineRecording.weightRecorder(options, spec.parameters, s))
         var recording = OnlineRecording(
-            options, parameters: spec.parameters, recordedSteps: options.iterations.count(total: s.iterations) * s.sequence)
-        // Iteration n's loss is complete after step lossStart + (n + 1) T: simulate up to each such step in turn,
-        // step by step where the multimeters sample.
+            options, parameters: spec.parameters,
+            recordedSteps: options.iterations.count(total: s.iterations) * s.iterationSteps(0).count)
+        // Iteration n's loss is complete at the end of its steps: simulate up to each such step in turn, step by step
+        // where the multimeters sample.
         let start = DispatchTime.now().uptimeNanoseconds
         var last = start
         for n in 0..<s.iterations {
-            let first = s.lossStart + n * s.sequence, end = first + s.sequence
+            let (first, end) = (s.iterationSteps(n).lowerBound, s.iterationSteps(n).upperBound)
             if options.iterations.contains(n, total: s.iterations) {
                 sim.simulate(steps: first - sim.time)
                 while sim.time < end {
@@ -75,6 +76,7 @@ public enum OnlineRun {
         let p = spec.parameters, (nIn, nRec, nOut) = (p.nIn, p.nRec, p.nOut)
         let w = spec.weights
         try folder.write(NPYArray(shape: [sim.loss.count], values: sim.loss), "loss.npy")
+        if s.classify { try folder.write(NPYArray(shape: [sim.errors.count], values: sim.errors), "error.npy") }
         try folder.write(NPYArray(shape: [sim.spikeNeurons.count], dtype: .int32, values: sim.spikeNeurons.map(Double.init)), "spikes_rec_senders.npy")
         try folder.write(
             NPYArray(shape: [sim.spikeSteps.count], values: sim.spikeSteps.map { Double($0 + 1) * p.resolution }), "spikes_rec_times_ms.npy")
@@ -84,14 +86,14 @@ public enum OnlineRun {
             try folder.write(NPYArray(shape: shape, values: values), "\(name)_init.npy")
         }
         try folder.write(NPYArray(shape: [nRec, nOut], values: w.feedback), "w_out_rec_feedback.npy")
-        try folder.write(NPYArray(shape: [nIn, s.sequence], dtype: .bool, values: spec.pattern.map { $0 ? 1 : 0 }), "input_spike_bool_seq.npy")
-        try folder.write(NPYArray(shape: [nOut, s.sequence], values: spec.target), "target_signal_seq.npy")
+        try OnlineExport.writeStimulus(spec, to: folder)
         try recording.write(sim, to: folder)
         for (kind, name, shape) in [
             (OnlineProjectionKind.inputToRecurrent, "w_in_rec", [nRec, nIn]), (.recurrentToRecurrent, "w_rec_rec", [nRec, nRec]),
             (.recurrentToReadout, "w_rec_out", [nOut, nRec]),
         ] {
             try folder.write(NPYArray(shape: shape, values: sim.weights(kind, stored: true)), "\(name)_final.npy")
+            try folder.write(NPYArray(shape: shape, dtype: .bool, values: sim.mask(kind).map { $0 ? 1 : 0 }), "mask_\(name.dropFirst(2)).npy")
         }
         let summary = OnlineRunSummary(
             iterations: sim.loss.count, loss: sim.loss, recurrentSpikes: sim.spikeSteps.count, seconds: seconds,
@@ -101,8 +103,9 @@ public enum OnlineRun {
             generation: "online (NEST 3.10 eprop_iaf* / eprop_readout / eprop_synapse)", status: "complete",
             eprop_dense_version: RunOutput.version, git_commit: gitCommit, command_line: commandLine,
             init_source: spec.source, date_utc: ISO8601DateFormatter().string(from: Date()), precision: S.self == Float.self ? .float : .double,
-            parameters: p, recording: options, sequence_steps: s.sequence, iterations: s.iterations, simulated_steps: s.steps,
-            loss: sim.loss, recurrent_spikes: summary.recurrentSpikes,
+            parameters: p, recording: options, sequence_steps: s.sequence, group_size: s.groupSize,
+            learning_window: s.lossWindow, iterations: s.iterations, simulated_steps: s.steps,
+            loss: sim.loss, error: s.classify ? sim.errors : nil, recurrent_spikes: summary.recurrentSpikes,
             timings: .init(total_s: seconds, per_iteration_mean_s: summary.secondsPerIteration),
             peak_memory_mb: summary.peakMemoryMB)
         do { try recordJSON(record).write(to: folder.url("run.json"), options: .atomic) } catch {
@@ -130,9 +133,12 @@ struct OnlineRunRecord: Encodable {
     var parameters: OnlineNetworkParameters
     var recording: RecordingOptions
     var sequence_steps: Int
+    var group_size: Int
+    var learning_window: Int
     var iterations: Int
     var simulated_steps: Int
     var loss: [Double]
+    var error: [Double]?
     var recurrent_spikes: Int
     var timings: Timings
     var peak_memory_mb: Double

@@ -9,9 +9,42 @@ public struct OnlineWeights: Sendable, Equatable {
     public var wRec: [Double]
     public var wOut: [Double]
     public var feedback: [Double]
+    /// Sparse connectivity (NEST's N-MNIST example): per plastic projection, true where the synapse exists, in the
+    /// layout of its weights; nil: all synapses (no autapses). Weights must be 0 where the mask is false, and the
+    /// recurrent mask's diagonal false. Absent synapses are never trained and stay 0.
+    public var maskIn: [Bool]?
+    public var maskRec: [Bool]?
+    public var maskOut: [Bool]?
 
-    public init(wIn: [Double], wRec: [Double], wOut: [Double], feedback: [Double]) {
+    public init(
+        wIn: [Double], wRec: [Double], wOut: [Double], feedback: [Double], maskIn: [Bool]? = nil, maskRec: [Bool]? = nil,
+        maskOut: [Bool]? = nil
+    ) {
         (self.wIn, self.wRec, self.wOut, self.feedback) = (wIn, wRec, wOut, feedback)
+        (self.maskIn, self.maskRec, self.maskOut) = (maskIn, maskRec, maskOut)
+    }
+
+    /// Checks shapes, bounds and masks for a network of these sizes, naming the first array that fails.
+    func validate(nIn: Int, nRec: Int, nOut: Int, optimizer o: OnlineOptimizerParameters) throws {
+        try requireOnline(wIn.count == nRec * nIn, "weights.wIn", "shape [nRec, nIn] = [\(nRec), \(nIn)] required")
+        try requireOnline(wRec.count == nRec * nRec, "weights.wRec", "shape [nRec, nRec] = [\(nRec), \(nRec)] required")
+        try requireOnline(wOut.count == nOut * nRec, "weights.wOut", "shape [nOut, nRec] = [\(nOut), \(nRec)] required")
+        try requireOnline(feedback.count == nRec * nOut, "weights.feedback", "shape [nRec, nOut] = [\(nRec), \(nOut)] required")
+        for (field, name, w, mask) in [("wIn", "in_rec", wIn, maskIn), ("wRec", "rec_rec", wRec, maskRec), ("wOut", "rec_out", wOut, maskOut)] {
+            try requireOnline(
+                w.allSatisfy { $0 >= o.wMin && $0 <= o.wMax }, "weights.\(field)",
+                "every weight within [Wmin, Wmax] = [\(o.wMin), \(o.wMax)] required")
+            guard let mask else { continue }
+            try requireOnline(mask.count == w.count, "mask_\(name)", "the shape of w_\(name) (\(w.count) entries) required")
+            if let k = w.indices.first(where: { !mask[$0] && w[$0] != 0 }) {
+                let pre = name == "in_rec" ? nIn : nRec
+                throw OnlineParameterError(
+                    "weights.\(field)", "0 where mask_\(name) is false required (entry [\(k / pre), \(k % pre)] is \(w[k]))")
+            }
+        }
+        if let mask = maskRec, let j = (0..<nRec).first(where: { mask[$0 * nRec + $0] }) {
+            throw OnlineParameterError("mask_rec_rec", "a false diagonal required (no autapses; [\(j), \(j)] is true)")
+        }
     }
 }
 
@@ -33,21 +66,41 @@ public struct OnlineStimulus: Sendable, Equatable {
     /// steps and values, [k] each.
     public var recurrentExtraInputSteps: [Int]
     public var recurrentExtraInputValues: [Double]
-    /// The loss of iteration n sums the readout steps `lossStart + n * sequence ..< lossStart + (n + 1) * sequence`
-    /// for n < `iterations` (the examples' multimeter window).
+    /// How the examples evaluate: sequence s (0, 1, ...) occupies the readout steps `lossStart + s * sequence ..<
+    /// lossStart + (s + 1) * sequence` (their multimeter window); iteration n is the group of `groupSize`
+    /// sequences from n * groupSize on, n < `iterations`. Its loss is 0.5 * the mean over readouts and sequences of
+    /// the sum over the sequence's last `lossWindow` steps of (readout_signal - target_signal)^2, as numpy sums.
     public var lossStart: Int
     public var sequence: Int
     public var iterations: Int
+    public var groupSize: Int
+    public var lossWindow: Int
+    /// Classification (NEST's N-MNIST example): per sequence, the class is the readout with the largest mean
+    /// signal over the loss window; `errors` gets 1 - the fraction of sequences of the iteration whose class is the
+    /// target's.
+    public var classify: Bool
+    /// NEST's `SetDefaults` of the optimizer's eta before a step: steps (ascending) and values, [k] each.
+    public var etaChangeSteps: [Int]
+    public var etaChangeValues: [Double]
 
     public init(
         steps: Int, inputOffsets: [Int], inputIndices: [Int32], target: [Double], window: [Double],
         recurrentExtraInputSteps: [Int] = [], recurrentExtraInputValues: [Double] = [], lossStart: Int, sequence: Int,
-        iterations: Int
+        iterations: Int, groupSize: Int = 1, lossWindow: Int? = nil, classify: Bool = false, etaChangeSteps: [Int] = [],
+        etaChangeValues: [Double] = []
     ) {
         (self.steps, self.inputOffsets, self.inputIndices, self.target, self.window) =
             (steps, inputOffsets, inputIndices, target, window)
         (self.recurrentExtraInputSteps, self.recurrentExtraInputValues) = (recurrentExtraInputSteps, recurrentExtraInputValues)
         (self.lossStart, self.sequence, self.iterations) = (lossStart, sequence, iterations)
+        (self.groupSize, self.lossWindow, self.classify) = (groupSize, lossWindow ?? sequence, classify)
+        (self.etaChangeSteps, self.etaChangeValues) = (etaChangeSteps, etaChangeValues)
+    }
+
+    /// The steps of iteration n's loss window: from the start of its first sequence to the end of its last.
+    public func iterationSteps(_ n: Int) -> Range<Int> {
+        let first = lossStart + n * groupSize * sequence
+        return first..<(first + groupSize * sequence)
     }
 
     /// The layout of NEST's sine-wave example and test: a frozen input pattern and target repeated every
@@ -91,6 +144,50 @@ public struct OnlineStimulus: Sendable, Equatable {
             steps: steps, inputOffsets: offsets, inputIndices: indices, target: y, window: lambda,
             recurrentExtraInputSteps: finalUpdate ? [task + 1] : [], recurrentExtraInputValues: finalUpdate ? [1000] : [],
             lossStart: offset, sequence: T, iterations: iterations)
+    }
+}
+
+extension OnlineStimulus {
+    /// The layout of NEST's N-MNIST example: a stream of labelled sequences of T steps, sequence s starting at step
+    /// 2 + s T (generators offset by 1 ms, the parrot's step).
+    /// * inputSteps, inputSenders [E]: each input spike's stamp (generator time + 1 ms) and input, ascending steps;
+    ///   coinciding spikes of one input stay repeated (one event with multiplicity);
+    /// * labels [iterations * groupSize]: readout labels[s] has target 1 during sequence s, the others 0; the learning
+    ///   window is open in the last `learningWindow` steps of every sequence; both hold their last value after the
+    ///   last sequence, 0 before the first;
+    /// * etaPerIteration: NEST's `SetDefaults` of eta before iteration n, at step n groupSize T;
+    /// * finalUpdateStep: the forced final update's generator spike (ms = step): +1000 mV to every recurrent neuron in
+    ///   that step, every input spikes one step later; nil: none.
+    public static func classification(
+        inputSteps: [Int], inputSenders: [Int], nIn: Int, labels: [Int], nOut: Int, sequence T: Int, learningWindow W: Int,
+        groupSize G: Int, etaPerIteration: [Double], finalUpdateStep: Int?, steps: Int
+    ) -> OnlineStimulus {
+        precondition(inputSteps.count == inputSenders.count && labels.count % G == 0)
+        let offset = 2, samples = labels.count
+        var perStep = [[Int32]](repeating: [], count: steps)
+        for (t, i) in zip(inputSteps, inputSenders) where t < steps { perStep[t].append(Int32(i)) }
+        if let f = finalUpdateStep, f + 1 < steps { perStep[f + 1] += (0..<Int32(nIn)).map { $0 } }
+        var offsets = [0], indices = [Int32]()
+        for s in perStep {
+            indices += s
+            offsets.append(indices.count)
+        }
+        var y = [Double](repeating: 0, count: steps * nOut)
+        var lambda = [Double](repeating: 0, count: steps)
+        if samples > 0 {
+            for t in offset..<steps {
+                let s = min((t - offset) / T, samples - 1)
+                let m = t - offset - s * T
+                y[t * nOut + labels[s]] = 1
+                lambda[t] = m >= T - W ? 1 : 0
+            }
+        }
+        let iterations = samples / G
+        return OnlineStimulus(
+            steps: steps, inputOffsets: offsets, inputIndices: indices, target: y, window: lambda,
+            recurrentExtraInputSteps: finalUpdateStep.map { [$0] } ?? [], recurrentExtraInputValues: finalUpdateStep == nil ? [] : [1000],
+            lossStart: offset, sequence: T, iterations: iterations, groupSize: G, lossWindow: W, classify: true,
+            etaChangeSteps: (0..<etaPerIteration.count).map { $0 * G * T }, etaChangeValues: etaPerIteration)
     }
 }
 
@@ -166,9 +263,11 @@ public final class OnlineSimulation<S: Scalar> {
     public let stimulus: OnlineStimulus
     /// The next step to simulate (0 before the first).
     public private(set) var time = 0
-    /// Loss per completed iteration: 0.5 * mean over readouts of sum over the iteration's steps of
-    /// (readout_signal - target_signal)^2, summed as numpy's `np.sum` (pairwise) like the examples.
+    /// Loss per completed iteration (`OnlineStimulus.lossStart`): 0.5 * mean over readouts and sequences of the sum
+    /// over the loss window of (readout_signal - target_signal)^2, summed as numpy's `np.sum` (pairwise).
     public private(set) var loss: [Double] = []
+    /// Classification error per completed iteration (with `OnlineStimulus.classify`).
+    public private(set) var errors: [Double] = []
     /// Every recurrent spike: emitting step (its NEST stamp is step + 1) and neuron, in time then neuron order.
     public private(set) var spikeSteps: [Int32] = []
     public private(set) var spikeNeurons: [Int32] = []
@@ -200,15 +299,22 @@ public final class OnlineSimulation<S: Scalar> {
     let outInput: UnsafeMutablePointer<S>
     /// y*(t) [nOut] of the current step.
     let targetNow: UnsafeMutablePointer<S>
-    /// Squared differences (readout_signal - target_signal)^2 of the current iteration: [nOut, T].
+    /// Over the current sequence's loss window W: (readout_signal - target_signal)^2, readout_signal and
+    /// target_signal, [nOut, W] each; per sequence of the current iteration the sums over W, [nOut, groupSize].
     var squaredDiff: [Double]
+    var readoutWindow: [Double]
+    var targetWindow: [Double]
+    var sequenceSums: [Double]
+    /// Sequences of the current iteration classified correctly; the next eta change.
+    var correct = 0
+    var nextEtaChange = 0
     /// NEST's `last_event_time_` of every parrot and recurrent neuron (flush events).
     let lastEventInput: UnsafeMutablePointer<Int>
     let lastEventRec: UnsafeMutablePointer<Int>
     /// Flush intervals in steps (`Int.max`: none).
     let flushInput: Int, flushRec: Int
-    /// Which inputs spike with the current stamp: [nIn].
-    let inputSpikesNow: UnsafeMutablePointer<Bool>
+    /// How many spikes each input relays with the current stamp (its event's multiplicity): [nIn].
+    let inputSpikesNow: UnsafeMutablePointer<Int>
     /// Weight recorder: followed senders [nIn], [nRec].
     let recordInput: UnsafeMutablePointer<Bool>
     let recordRecurrent: UnsafeMutablePointer<Bool>
@@ -220,17 +326,8 @@ public final class OnlineSimulation<S: Scalar> {
     ) throws {
         try p.validate()
         let (nIn, nRec, nOut) = (p.nIn, p.nRec, p.nOut)
-        try requireOnline(weights.wIn.count == nRec * nIn, "weights.wIn", "shape [nRec, nIn] = [\(nRec), \(nIn)] required")
-        try requireOnline(weights.wRec.count == nRec * nRec, "weights.wRec", "shape [nRec, nRec] = [\(nRec), \(nRec)] required")
-        try requireOnline(weights.wOut.count == nOut * nRec, "weights.wOut", "shape [nOut, nRec] = [\(nOut), \(nRec)] required")
-        try requireOnline(
-            weights.feedback.count == nRec * nOut, "weights.feedback", "shape [nRec, nOut] = [\(nRec), \(nOut)] required")
         let o = p.optimizer
-        for (name, w) in [("weights.wIn", weights.wIn), ("weights.wRec", weights.wRec), ("weights.wOut", weights.wOut)] {
-            try requireOnline(
-                w.allSatisfy { $0 >= o.wMin && $0 <= o.wMax }, name,
-                "every weight within [Wmin, Wmax] = [\(o.wMin), \(o.wMax)] required")
-        }
+        try weights.validate(nIn: nIn, nRec: nRec, nOut: nOut, optimizer: o)
         let s = stimulus
         try requireOnline(s.steps >= 0, "stimulus.steps", "steps >= 0 required")
         try requireOnline(
@@ -244,6 +341,12 @@ public final class OnlineSimulation<S: Scalar> {
             s.recurrentExtraInputSteps.count == s.recurrentExtraInputValues.count, "stimulus.recurrentExtraInputValues",
             "one value per step required")
         try requireOnline(s.sequence > 0 && s.iterations >= 0 && s.lossStart >= 0, "stimulus.sequence", "sequence > 0 required")
+        try requireOnline(s.groupSize > 0, "stimulus.groupSize", "groupSize > 0 required")
+        try requireOnline((1...s.sequence).contains(s.lossWindow), "stimulus.lossWindow", "1 <= lossWindow <= sequence required")
+        try requireOnline(
+            s.etaChangeSteps.count == s.etaChangeValues.count && zip(s.etaChangeSteps, s.etaChangeSteps.dropFirst()).allSatisfy(<=)
+                && s.etaChangeValues.allSatisfy { $0 >= 0 }, "stimulus.etaChangeSteps",
+            "ascending steps, one value >= 0 each, required")
 
         if let r = weightRecorder {
             try requireOnline(r.inputSenders.allSatisfy { (0..<nIn).contains($0) }, "weightRecorder.inputSenders", "indices in 0..<nIn required")
@@ -281,15 +384,15 @@ public final class OnlineSimulation<S: Scalar> {
         inRec = OnlineProjection(
             nPre: nIn, nPost: nRec, target: .recurrent, adaptive: r.model.isAdaptive, excludeDiagonal: false,
             cutoff: rc.cutoff, alpha: rc.alpha, kappa: r.kappa, kappaReg: r.kappaReg, rho: rc.rho, beta: rc.beta,
-            optimizer: o, weights: weights.wIn)
+            optimizer: o, weights: weights.wIn, mask: weights.maskIn)
         recRec = OnlineProjection(
             nPre: nRec, nPost: nRec, target: .recurrent, adaptive: r.model.isAdaptive, excludeDiagonal: true,
             cutoff: rc.cutoff, alpha: rc.alpha, kappa: r.kappa, kappaReg: r.kappaReg, rho: rc.rho, beta: rc.beta,
-            optimizer: o, weights: weights.wRec)
+            optimizer: o, weights: weights.wRec, mask: weights.maskRec)
         recOut = OnlineProjection(
             nPre: nRec, nPost: nOut, target: .readout, adaptive: false, excludeDiagonal: false,
             cutoff: nestSteps(p.readout.isiTraceCutoff, dt), alpha: Foundation.exp(-dt / p.readout.tauM), kappa: 0,
-            kappaReg: 0, rho: 1, beta: 0, optimizer: o, weights: weights.wOut)
+            kappaReg: 0, rho: 1, beta: 0, optimizer: o, weights: weights.wOut, mask: weights.maskOut)
         everyStep = p.algorithm == .everyStep
         feedback = weights.feedback.map { S($0) }
         zRing = buffer(4 * nRec, 0)
@@ -299,12 +402,15 @@ public final class OnlineSimulation<S: Scalar> {
         recInput = buffer(nRec, 0)
         outInput = buffer(nOut, 0)
         targetNow = buffer(nOut, 0)
-        squaredDiff = [Double](repeating: 0, count: nOut * s.sequence)
+        squaredDiff = [Double](repeating: 0, count: nOut * s.lossWindow)
+        (readoutWindow, targetWindow) = (squaredDiff, squaredDiff)
+        sequenceSums = [Double](repeating: 0, count: nOut * s.groupSize)
+        errors.reserveCapacity(s.iterations)
         lastEventInput = buffer(nIn, 0)
         lastEventRec = buffer(nRec, 0)
         flushInput = nestSteps(p.inputFlushEventSendInterval, dt)
         flushRec = rc.flushInterval
-        inputSpikesNow = buffer(nIn, false)
+        inputSpikesNow = buffer(nIn, 0)
         loss.reserveCapacity(s.iterations)
         // Room for a mean rate of 100 Hz at dt = 1 ms, so that recording does not allocate in the loop.
         spikeSteps.reserveCapacity(s.steps * nRec / 10 + 1024)
@@ -332,6 +438,9 @@ public final class OnlineSimulation<S: Scalar> {
         projection(kind).weights(stored: stored)
     }
 
+    /// Where a projection has synapses, `[post, pre]`.
+    public func mask(_ kind: OnlineProjectionKind) -> [Bool] { projection(kind).mask() }
+
     func projection(_ kind: OnlineProjectionKind) -> OnlineProjection<S> {
         switch kind {
         case .inputToRecurrent: inRec
@@ -348,7 +457,12 @@ public final class OnlineSimulation<S: Scalar> {
     @_specialize(where S == Double)
     public func simulate(steps: Int) {
         let end = min(stimulus.steps, time + max(0, steps))
+        let changes = stimulus.etaChangeSteps
         while time < end {
+            while nextEtaChange < changes.count && changes[nextEtaChange] <= time {
+                setEta(stimulus.etaChangeValues[nextEtaChange])
+                nextEtaChange += 1
+            }
             step(time)
             time += 1
         }
@@ -403,20 +517,22 @@ public final class OnlineSimulation<S: Scalar> {
                 let x = S(s.recurrentExtraInputValues[q])
                 for j in 0..<nRec { rIn[j] += x }
             }
-            for i in 0..<nIn { inputSpikesNow[i] = false }
-            for q in s.inputOffsets[t]..<s.inputOffsets[t + 1] {
-                let i = Int(s.inputIndices[q])
-                // A parrot relays coinciding spikes as one event (multiplicity is not modelled).
-                if inputSpikesNow[i] { continue }
-                inputSpikesNow[i] = true
+            // A parrot relays coinciding spikes as one event with multiplicity n: one spike for e-prop, n W of input.
+            let inputs = s.inputOffsets[t]..<s.inputOffsets[t + 1]
+            for q in inputs { inputSpikesNow[Int(s.inputIndices[q])] += 1 }
+            for q in inputs {
+                let i = Int(s.inputIndices[q]), multiplicity = inputSpikesNow[i]
+                // Each input once, at its first entry; afterwards it reads -n.
+                if multiplicity < 0 { continue }
+                inputSpikesNow[i] = -multiplicity
                 inRec.spike(column: i, stamp: t)
                 if recordInput[i] { recordWeights(stamp: t, sender: i, input: true) }
-                inRec.transmit(column: i, into: rIn)
+                inRec.transmit(column: i, into: rIn, multiplicity: multiplicity)
                 lastEventInput[i] = t - 1
             }
             if flushInput != Int.max {
                 // Parrots that did not spike in step t - 1 send a flush event (stamp t) when one is due.
-                for i in 0..<nIn where !inputSpikesNow[i] && lastEventInput[i] > 0 && t - 1 - lastEventInput[i] >= flushInput {
+                for i in 0..<nIn where inputSpikesNow[i] == 0 && lastEventInput[i] > 0 && t - 1 - lastEventInput[i] >= flushInput {
                     inRec.flush(column: i)
                     lastEventInput[i] = t - 1
                 }
@@ -437,6 +553,7 @@ public final class OnlineSimulation<S: Scalar> {
                     }
                 }
             }
+            for q in inputs { inputSpikesNow[Int(s.inputIndices[q])] = 0 }
         }}
         // 4. Node updates of step t: recurrent neurons (psi(t), F(t), z(t)), then readouts (err(t)).
         let zNow = zRing + (t & 3) * nRec
@@ -454,44 +571,62 @@ public final class OnlineSimulation<S: Scalar> {
     /// Weight-recorder events of a spike of `sender` with stamp t (after its optimizer call: the carried weight).
     private func recordWeights(stamp t: Int, sender i: Int, input: Bool) {
         guard let r = weightRecorder, t > r.start && t <= r.stop else { return }
+        // Only existing synapses log (no autapse, nothing where a mask is false).
         if input {
             for j in r.recurrentTargets {
-                weightRecord.append(
-                    stamp: t, senderPopulation: 0, sender: i, targetPopulation: 0, target: j,
-                    weight: Double(inRec.w[i * nRec + j]))
+                guard let w = inRec.weight(pre: i, post: j) else { continue }
+                weightRecord.append(stamp: t, senderPopulation: 0, sender: i, targetPopulation: 0, target: j, weight: Double(w))
             }
         } else {
-            // No autapse, no event.
-            for j in r.recurrentTargets where j != i {
-                weightRecord.append(
-                    stamp: t, senderPopulation: 1, sender: i, targetPopulation: 0, target: j,
-                    weight: Double(recRec.w[i * nRec + j]))
+            for j in r.recurrentTargets {
+                guard let w = recRec.weight(pre: i, post: j) else { continue }
+                weightRecord.append(stamp: t, senderPopulation: 1, sender: i, targetPopulation: 0, target: j, weight: Double(w))
             }
             for k in r.readoutTargets {
-                weightRecord.append(
-                    stamp: t, senderPopulation: 1, sender: i, targetPopulation: 1, target: k,
-                    weight: Double(recOut.w[i * nOut + k]))
+                guard let w = recOut.weight(pre: i, post: k) else { continue }
+                weightRecord.append(stamp: t, senderPopulation: 1, sender: i, targetPopulation: 1, target: k, weight: Double(w))
             }
         }
     }
 
-    /// The examples' loss: (readout_signal - target_signal)^2 per step of the iteration's window, summed per readout
-    /// as numpy's pairwise `np.sum`, then 0.5 * mean over readouts.
+    /// The examples' evaluation: (readout_signal - target_signal)^2 per step of each sequence's loss window, summed
+    /// per readout as numpy's pairwise `np.sum`; per iteration 0.5 * the mean over readouts and sequences (numpy's
+    /// `mean` over the [nOut, groupSize] sums) and, classifying, the error of the argmax over readouts of the mean
+    /// readout_signal (first maximum, as `np.argmax`).
     private func accumulateLoss(_ t: Int) {
-        let s = stimulus, T = s.sequence
+        let s = stimulus, T = s.sequence, W = s.lossWindow, G = s.groupSize
         let rel = t - s.lossStart
-        guard rel >= 0 && rel / T < s.iterations else { return }
-        let m = rel % T
+        guard rel >= 0 && rel / (T * G) < s.iterations else { return }
+        let m = rel % T - (T - W)
+        guard m >= 0 else { return }
         for k in 0..<nOut {
-            let d = Double(readout.readoutSignal[k]) - Double(readout.targetSignal[k])
-            squaredDiff[k * T + m] = d * d
+            let (y, yStar) = (Double(readout.readoutSignal[k]), Double(readout.targetSignal[k]))
+            let d = y - yStar
+            squaredDiff[k * W + m] = d * d
+            readoutWindow[k * W + m] = y
+            targetWindow[k * W + m] = yStar
         }
-        guard m == T - 1 else { return }
-        var total = 0.0
+        guard m == W - 1 else { return }
+        let g = (rel / T) % G
+        var predicted = 0, wanted = 0, best = -Double.infinity, bestTarget = -Double.infinity
         squaredDiff.withUnsafeBufferPointer { sq in
-            for k in 0..<nOut { total += numpyPairwiseSum(sq.baseAddress! + k * T, T) }
-        }
-        loss.append(0.5 * (total / Double(nOut)))
+        readoutWindow.withUnsafeBufferPointer { y in
+        targetWindow.withUnsafeBufferPointer { yStar in
+            for k in 0..<nOut {
+                sequenceSums[k * G + g] = numpyPairwiseSum(sq.baseAddress! + k * W, W)
+                guard s.classify else { continue }
+                let (mean, meanTarget) = (numpyPairwiseSum(y.baseAddress! + k * W, W) / Double(W),
+                                          numpyPairwiseSum(yStar.baseAddress! + k * W, W) / Double(W))
+                if mean > best { (best, predicted) = (mean, k) }
+                if meanTarget > bestTarget { (bestTarget, wanted) = (meanTarget, k) }
+            }
+        }}}
+        if predicted == wanted { correct += 1 }
+        guard g == G - 1 else { return }
+        let total = sequenceSums.withUnsafeBufferPointer { numpyPairwiseSum($0.baseAddress!, nOut * G) }
+        loss.append(0.5 * (total / Double(nOut * G)))
+        if s.classify { errors.append(1 - Double(correct) / Double(G)) }
+        correct = 0
     }
 }
 

@@ -4,9 +4,13 @@ import Foundation
 /// dense per-synapse state plus NEST's lazy bookkeeping per presynaptic column (eprop-online-spec.md §2, §4.1,
 /// §5.1).
 ///
-/// Layout: every per-synapse array is **pre-major**, `[nPre, nPost]` (index `i * nPost + j` for i -> j), so that
-/// the synapses of one presynaptic neuron, which NEST updates together at that neuron's events, are contiguous and
-/// the loops over targets vectorize. `weights()` converts to and from NEST's `[post, pre]`.
+/// Layout: every per-synapse array is **pre-major**: the synapses of presynaptic neuron i are entries
+/// `start[i] ..< start[i + 1]`, so that the synapses of one presynaptic neuron, which NEST updates together at that
+/// neuron's events, are contiguous and the loops over them vectorize. Dense projections hold every target
+/// (`start[i] = i * nPost`, entry `start[i] + j` is i -> j); sparse ones (a connection mask, as NEST's N-MNIST
+/// example) hold only the existing synapses, entry `start[i] + k` is i -> `targets[start[i] + k]`, and their column
+/// loops read psi, F and L of those targets gathered into scratch columns first. Absent synapses have no state at
+/// all: they are never trained and their weight reads 0. `weights()` converts to and from NEST's `[post, pre]`.
 ///
 /// All synapses of a column share one schedule (their targets share one cutoff and one membrane propagator), so
 /// z_bar (the rank-1 factor of e = psi_j z_bar_i, spec §5.3), `t_last` and `decay_pending` are per column.
@@ -38,6 +42,15 @@ final class OnlineProjection<S: Scalar> {
     let adaptive: Bool
     /// Recurrent -> recurrent: the autapse i -> i does not exist (its weight stays 0, it is never trained).
     let excludeDiagonal: Bool
+    /// Dense projections with `excludeDiagonal` compute i -> i with its column and clear it after (sparse ones simply
+    /// do not hold it).
+    let clearsAutapse: Bool
+    /// Column i's synapses are entries start[i] ..< start[i + 1]: [nPre + 1].
+    let start: UnsafeMutablePointer<Int>
+    /// Sparse projections: the target of every entry, ascending within a column, [synapses]; nil when dense.
+    let targets: UnsafeMutablePointer<Int32>?
+    /// Number of synapses held.
+    let synapses: Int
     /// Cutoff C of the targets in steps (`Int.max`: none).
     let cutoff: Int
     /// `optimize_each_step`.
@@ -47,7 +60,7 @@ final class OnlineProjection<S: Scalar> {
     /// The same in Double, for NEST's decay by std::pow.
     let alphaD: Double, kappaD: Double, kappaRegD: Double, rhoD: Double
 
-    // MARK: per synapse, [nPre, nPost] (pre-major), allocated once
+    // MARK: per synapse, [synapses] (pre-major), allocated once
     /// Current weight W.
     let w: UnsafeMutablePointer<S>
     /// NEST's stored weight: W as of the presynaptic neuron's last delivered event (what GetStatus reads). Kept
@@ -65,6 +78,10 @@ final class OnlineProjection<S: Scalar> {
     let gSum: UnsafeMutablePointer<S>
     /// Scratch [nPost]: the gradient of one entry for the per-step optimizer call.
     let gColumn: UnsafeMutablePointer<S>
+    /// Scratch [nPost] (sparse projections): psi, F and L of one column's targets, gathered.
+    let psiColumn: UnsafeMutablePointer<S>
+    let fColumn: UnsafeMutablePointer<S>
+    let lColumn: UnsafeMutablePointer<S>
 
     // MARK: per column, [nPre]
     /// z_bar_i (one per column: the targets share the propagator).
@@ -83,18 +100,39 @@ final class OnlineProjection<S: Scalar> {
     private var allocations: [UnsafeMutablePointer<S>] = []
 
     /// - weights: [nPost, nPre] (NEST layout), Double.
+    /// - mask: [nPost, nPre], true where a synapse exists (the caller checks that the weights are 0 elsewhere and that
+    ///   there is no autapse); nil: every synapse (but the autapses with `excludeDiagonal`).
     init(
         nPre: Int, nPost: Int, target: Target, adaptive: Bool, excludeDiagonal: Bool, cutoff: Int,
         alpha: Double, kappa: Double, kappaReg: Double, rho: Double, beta: Double,
-        optimizer p: OnlineOptimizerParameters, weights: [Double]
+        optimizer p: OnlineOptimizerParameters, weights: [Double], mask: [Bool]? = nil
     ) {
         precondition(weights.count == nPre * nPost, "weights: \(weights.count) values for [\(nPost), \(nPre)]")
+        precondition(mask == nil || mask!.count == nPre * nPost, "mask: [\(nPost), \(nPre)] required")
         (self.nPre, self.nPost, self.target, self.adaptive) = (nPre, nPost, target, adaptive)
         (self.excludeDiagonal, self.cutoff, self.perStep) = (excludeDiagonal, cutoff, p.optimizeEachStep)
         (self.alpha, self.kappa, self.kappaReg, self.oneMinusKappaReg) = (S(alpha), S(kappa), S(kappaReg), S(1 - kappaReg))
         (self.rho, self.beta) = (S(rho), S(beta))
         (alphaD, kappaD, kappaRegD, rhoD) = (alpha, kappa, kappaReg, rho)
-        let n = nPre * nPost
+        clearsAutapse = excludeDiagonal && mask == nil
+        start = .allocate(capacity: nPre + 1)
+        if let mask {
+            var list: [Int32] = []
+            for i in 0..<nPre {
+                start[i] = list.count
+                for j in 0..<nPost where mask[j * nPre + i] { list.append(Int32(j)) }
+            }
+            start[nPre] = list.count
+            let t = UnsafeMutablePointer<Int32>.allocate(capacity: max(list.count, 1))
+            t.initialize(repeating: 0, count: max(list.count, 1))
+            t.update(from: list, count: list.count)
+            targets = t
+        } else {
+            for i in 0...nPre { start[i] = i * nPost }
+            targets = nil
+        }
+        let n = start[nPre]
+        synapses = n
         let recurrent = target == .recurrent
         var all: [UnsafeMutablePointer<S>] = []
         /// Zeroed storage of `count` values (one value when unused, so that every pointer is valid).
@@ -106,8 +144,12 @@ final class OnlineProjection<S: Scalar> {
             return p
         }
         w = zeros(n)
-        for j in 0..<nPost { for i in 0..<nPre { w[i * nPost + j] = S(weights[j * nPre + i]) } }
-        if excludeDiagonal { for i in 0..<min(nPre, nPost) { w[i * nPost + i] = 0 } }
+        if let targets {
+            for i in 0..<nPre { for q in start[i]..<start[i + 1] { w[q] = S(weights[Int(targets[q]) * nPre + i]) } }
+        } else {
+            for j in 0..<nPost { for i in 0..<nPre { w[i * nPost + j] = S(weights[j * nPre + i]) } }
+            if excludeDiagonal { for i in 0..<min(nPre, nPost) { w[i * nPost + i] = 0 } }
+        }
         wStored = zeros(n, p.optimizeEachStep)
         if p.optimizeEachStep { wStored.update(from: w, count: n) }
         eBar = zeros(n, recurrent)
@@ -118,6 +160,9 @@ final class OnlineProjection<S: Scalar> {
         v = zeros(n, p.kind == .adam)
         gSum = zeros(n, !p.optimizeEachStep)
         gColumn = zeros(nPost)
+        psiColumn = zeros(nPost, mask != nil)
+        fColumn = zeros(nPost, mask != nil)
+        lColumn = zeros(nPost, mask != nil)
         zBar = zeros(nPre)
         tLast = .allocate(capacity: max(nPre, 1))
         tLast.initialize(repeating: 0, count: max(nPre, 1))
@@ -134,18 +179,42 @@ final class OnlineProjection<S: Scalar> {
 
     deinit {
         for p in allocations { p.deallocate() }
+        start.deallocate()
+        targets?.deallocate()
         tLast.deallocate()
         decayPending.deallocate()
         active.deallocate()
         plans.deallocate()
     }
 
-    /// `[post, pre]` as Double: the current weights, or NEST's stored ones.
+    /// `[post, pre]` as Double: the current weights, or NEST's stored ones (0 where there is no synapse).
     func weights(stored: Bool = false) -> [Double] {
         let src = stored && perStep ? wStored : w
         var out = [Double](repeating: 0, count: nPre * nPost)
-        for i in 0..<nPre { for j in 0..<nPost { out[j * nPre + i] = Double(src[i * nPost + j]) } }
+        for i in 0..<nPre {
+            for q in start[i]..<start[i + 1] { out[target(q, column: i) * nPre + i] = Double(src[q]) }
+        }
         return out
+    }
+
+    /// `[post, pre]`: true where a synapse exists.
+    func mask() -> [Bool] {
+        var out = [Bool](repeating: false, count: nPre * nPost)
+        for i in 0..<nPre { for q in start[i]..<start[i + 1] { out[target(q, column: i) * nPre + i] = true } }
+        if clearsAutapse { for i in 0..<min(nPre, nPost) { out[i * nPre + i] = false } }
+        return out
+    }
+
+    /// The target of entry q of column i.
+    @inline(__always)
+    func target(_ q: Int, column i: Int) -> Int { targets.map { Int($0[q]) } ?? q - start[i] }
+
+    /// The current weight of i -> j, nil if the synapse does not exist.
+    func weight(pre i: Int, post j: Int) -> S? {
+        if clearsAutapse && i == j { return nil }
+        guard let targets else { return w[i * nPost + j] }
+        for q in start[i]..<start[i + 1] where Int(targets[q]) == j { return w[q] }
+        return nil
     }
 
     /// Processes history entry tau of the targets for every column (§5.1 step 2; §5.3 with `everyStep`).
@@ -206,7 +275,7 @@ final class OnlineProjection<S: Scalar> {
             if perStep {
                 finish(column: i, plans[k])
                 optimizer.commit(column: i, plans[k])
-            } else if excludeDiagonal {
+            } else if clearsAutapse {
                 clearAutapse(i)
             }
         }
@@ -253,10 +322,10 @@ final class OnlineProjection<S: Scalar> {
     @inline(__always)
     private func finish(column i: Int, _ plan: OnlineStepPlan<S>?) {
         if let plan, plan.kind == .adam && plan.catchUp > 0 {
-            let base = i * nPost
-            optimizer.adamCatchUpAndClip(plan, w: w + base, m: m + base, v: v + base, 0, nPost)
+            let base = start[i]
+            optimizer.adamCatchUpAndClip(plan, w: w + base, m: m + base, v: v + base, 0, start[i + 1] - base)
         }
-        if excludeDiagonal { clearAutapse(i) }
+        if clearsAutapse { clearAutapse(i) }
     }
 
     /// The synapses of column i for one entry with V = SIMD lanes of S (V.Scalar is S: the caller checks). Per-spike
@@ -268,7 +337,20 @@ final class OnlineProjection<S: Scalar> {
         L LS: UnsafePointer<S>, plan: OnlineStepPlan<S>?
     ) where V.Scalar: BinaryFloatingPoint {
         typealias T = V.Scalar
-        let base = i * nPost, n = nPost
+        let base = start[i], n = start[i + 1] - base
+        var (psiS, fRegS, LS) = (psiS, fRegS, LS)
+        if let targets {
+            // Sparse: psi, F and L of this column's targets, contiguous for the kernels.
+            let tq = targets + base
+            for k in 0..<n { psiColumn[k] = psiS[Int(tq[k])] }
+            if target == .recurrent {
+                for k in 0..<n {
+                    fColumn[k] = fRegS[Int(tq[k])]
+                    lColumn[k] = LS[Int(tq[k])]
+                }
+            }
+            (psiS, fRegS, LS) = (UnsafePointer(psiColumn), UnsafePointer(fColumn), UnsafePointer(lColumn))
+        }
         let psi = retyped(psiS, T.self), fReg = retyped(fRegS, T.self), L = retyped(LS, T.self)
         let zb = unsafeBitCast(zbS, to: T.self)
         // Where g goes: G (per-spike mode), straight into gradient descent (per-step mode: one pass), or the scratch
@@ -302,19 +384,19 @@ final class OnlineProjection<S: Scalar> {
         case .readout:
             onlineReadoutTraces(V.self, n, zb: zb, err: psi, sink: sink)
         }
-        if let plan, plan.kind != .gradientDescent { optimize(V.self, base, plan, gradient: sink.out, resetGradient: false) }
+        if let plan, plan.kind != .gradientDescent { optimize(V.self, i, plan, gradient: sink.out, resetGradient: false) }
     }
 
-    /// One `optimized_weight` call for every synapse of the column at `base` with the gradients at `g`.
+    /// One `optimized_weight` call for every synapse of column i with the gradients at `g`.
     @inline(__always)
     fileprivate func optimize<V: SIMD>(
-        _: V.Type, _ base: Int, _ plan: OnlineStepPlan<S>, gradient g: UnsafeMutablePointer<V.Scalar>, resetGradient: Bool
+        _: V.Type, _ i: Int, _ plan: OnlineStepPlan<S>, gradient g: UnsafeMutablePointer<V.Scalar>, resetGradient: Bool
     ) where V.Scalar: BinaryFloatingPoint {
         typealias T = V.Scalar
-        let o = optimizer
+        let o = optimizer, base = start[i]
         func t(_ x: S) -> T { unsafeBitCast(x, to: T.self) }
         onlineOptimizerStep(
-            V.self, nPost, plan.kind, g: g, c: retyped(c + base, T.self), w: retyped(w + base, T.self),
+            V.self, start[i + 1] - base, plan.kind, g: g, c: retyped(c + base, T.self), w: retyped(w + base, T.self),
             m: retyped(o.kind == .adam ? m + base : c + base, T.self), v: retyped(o.kind == .adam ? v + base : c + base, T.self),
             batch: t(o.batchSizeS), eta: t(plan.eta), alpha: t(plan.alpha), beta1: t(o.beta1), beta2: t(o.beta2),
             oneMinusBeta1: t(o.oneMinusBeta1), oneMinusBeta2: t(o.oneMinusBeta2), epsilon: t(o.epsilon), wMin: t(o.wMin),
@@ -349,9 +431,9 @@ final class OnlineProjection<S: Scalar> {
         zBar[i] *= S(Foundation.pow(alphaD, nd))
         guard target == .recurrent else { return }
         let (pk, pr) = (S(Foundation.pow(kappaD, nd)), S(Foundation.pow(kappaRegD, nd)))
-        let base = i * nPost, skip = excludeDiagonal ? i : -1
+        let base = start[i], n = start[i + 1] - base, skip = clearsAutapse ? i : -1
         let eB = eBar + base, eR = eBarReg + base
-        forRanges(nPost, skip) { lo, hi in
+        forRanges(n, skip) { lo, hi in
             for j in lo..<hi {
                 eB[j] *= pk
                 eR[j] *= pr
@@ -359,7 +441,7 @@ final class OnlineProjection<S: Scalar> {
         }
         if adaptive {
             let pe = S(Foundation.pow(rhoD, nd)), ep = eps + base
-            forRanges(nPost, skip) { lo, hi in for j in lo..<hi { ep[j] *= pe } }
+            forRanges(n, skip) { lo, hi in for j in lo..<hi { ep[j] *= pe } }
         }
     }
 
@@ -390,8 +472,7 @@ final class OnlineProjection<S: Scalar> {
     /// The per-spike optimizer call of column i with G, which it resets to 0.
     @inline(__always)
     fileprivate func spikeCall<V: SIMD>(_: V.Type, _ i: Int, _ plan: OnlineStepPlan<S>) where V.Scalar: BinaryFloatingPoint {
-        let base = i * nPost
-        optimize(V.self, base, plan, gradient: retyped(gSum + base, V.Scalar.self), resetGradient: true)
+        optimize(V.self, i, plan, gradient: retyped(gSum + start[i], V.Scalar.self), resetGradient: true)
     }
 
     /// A flush event of column i: NEST brings the stored weight up to date (it changes only in per-step mode).
@@ -403,14 +484,29 @@ final class OnlineProjection<S: Scalar> {
     @inline(__always)
     private func storeColumn(_ i: Int) {
         guard perStep else { return }
-        (wStored + i * nPost).update(from: w + i * nPost, count: nPost)
+        (wStored + start[i]).update(from: w + start[i], count: start[i + 1] - start[i])
     }
 
-    /// in[j] += W[j, i] for j in 0..<nPost: transmission of a spike of column i.
+    /// in[j] += W[j, i] for every target j of column i: transmission of a spike of column i. With multiplicity
+    /// m > 1 (coinciding spikes a parrot relays as one event), in[j] += W[j, i] m, as NEST's neurons add
+    /// weight * multiplicity.
     @inline(__always)
-    func transmit(column i: Int, into input: UnsafeMutablePointer<S>) {
-        let wi = w + i * nPost
-        for j in 0..<nPost { input[j] += wi[j] }
+    func transmit(column i: Int, into input: UnsafeMutablePointer<S>, multiplicity m: Int = 1) {
+        let base = start[i], n = start[i + 1] - base, wi = w + base
+        if let targets {
+            let tq = targets + base
+            if m == 1 {
+                for k in 0..<n { input[Int(tq[k])] += wi[k] }
+            } else {
+                let mS = S(m)
+                for k in 0..<n { input[Int(tq[k])] += wi[k] * mS }
+            }
+        } else if m == 1 {
+            for j in 0..<n { input[j] += wi[j] }
+        } else {
+            let mS = S(m)
+            for j in 0..<n { input[j] += wi[j] * mS }
+        }
     }
 }
 

@@ -65,7 +65,7 @@ public enum OnlineSineWaveTask {
             pattern: pattern, nIn: nIn, target: target, nOut: nOut, sequence: T, iterations: iterations,
             steps: iterations * T + 5, finalUpdate: preset == .example)
         return OnlineRunSpec(
-            parameters: p, weights: weights, stimulus: stimulus, pattern: pattern, target: target,
+            parameters: p, weights: weights, stimulus: stimulus, task: .frozenPattern(pattern: pattern, target: target),
             source: "NEST's sine-wave \(preset.rawValue), seed \(seed)")
     }
 }
