@@ -77,16 +77,38 @@ public struct NumpyRandomState: Codable, Sendable {
 
     /// Weights `[post, pre]` drawn as numpy's `randn(pre, post).T / divisor` (or `randn(post, pre)
     /// / divisor` when `transposed` is false), rounded to float32 after the division as NEST's
-    /// scripts do; optionally with a zero diagonal (no autapses).
-    public mutating func normalWeights(post: Int, pre: Int, divisor: Double, transposed: Bool = true, zeroDiagonal: Bool = false) -> Matrix<Double> {
+    /// sine-wave scripts do (`float32`; the N-MNIST example keeps float64); optionally with a zero
+    /// diagonal (no autapses).
+    public mutating func normalWeights(
+        post: Int, pre: Int, divisor: Double, transposed: Bool = true, zeroDiagonal: Bool = false, float32: Bool = true
+    ) -> Matrix<Double> {
         let draws = transposed ? randn(pre, post) : randn(post, pre)
         let w = Matrix<Double>(rows: post, cols: pre)
         for j in 0..<post {
             for i in 0..<pre where !(zeroDiagonal && i == j) {
-                w[j, i] = Double(Float((transposed ? draws[i][j] : draws[j][i]) / divisor))
+                let x = (transposed ? draws[i][j] : draws[j][i]) / divisor
+                w[j, i] = float32 ? Double(Float(x)) : x
             }
         }
         return w
+    }
+
+    /// numpy's `random_interval(max)`: uniform in 0 ... max by masked rejection (32-bit draws below 2^32).
+    public mutating func interval(_ max: UInt32) -> UInt32 {
+        guard max > 0 else { return 0 }
+        var mask = max
+        for shift in [1, 2, 4, 8, 16] as [UInt32] { mask |= mask >> shift }
+        while true {
+            let v = nextUInt32() & mask
+            if v <= max { return v }
+        }
+    }
+
+    /// `np.random.permutation(n)` (legacy `shuffle` of `arange(n)`: Fisher-Yates from the end).
+    public mutating func permutation(_ n: Int) -> [Int] {
+        var a = Array(0..<n)
+        for i in stride(from: n - 1, to: 0, by: -1) { a.swapAt(i, Int(interval(UInt32(i)))) }
+        return a
     }
 
     /// `np.random.rand(rows, cols)` in C order.

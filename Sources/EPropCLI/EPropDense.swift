@@ -30,6 +30,9 @@ public struct EPropDense: ParsableCommand {
     /// `initial` (an `--init` export) or `patterns` (`--input`/`--target`) the sizes come from
     /// their arrays, and options that disagree with them are refused.
     public func resolvedConfig(initial: NetworkInit? = nil, patterns: Patterns? = nil) throws -> TrainingConfig {
+        if let (name, _) = [("group-size", task.groupSize != nil), ("test-iterations", task.testIterations != nil)].first(where: \.1) {
+            throw ValidationError("invalid --\(name): only NEST's N-MNIST example of the online generation (--model eprop_iaf... with --train-data and --test-data N-MNIST folders) takes it")
+        }
         if task.trainData != nil, let t = task.task, t != .eventClassification {
             throw ValidationError("invalid --task: --train-data trains task event-classification, not \(t.rawValue)")
         }

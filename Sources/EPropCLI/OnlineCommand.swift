@@ -20,14 +20,41 @@ extension EPropDense {
             }
         }
         guard case .online(let model) = neuron.model else { return nil }
+        if task.trainData != nil || task.testData != nil || task.task == .eventClassification { return try nmnistRun(model) }
         if let t = task.task, t != .sineWaves {
-            throw ValidationError("invalid --task: the online generation (--model \(model.rawValue)) trains NEST's online sine-wave example (sine-waves), not \(t.rawValue)")
+            throw ValidationError("invalid --task: the online generation (--model \(model.rawValue)) trains NEST's online sine-wave example (sine-waves) or, with --train-data and --test-data, its N-MNIST example (event-classification), not \(t.rawValue)")
         }
         try refuseOptionsTheOnlineRunDoesNotTake(
             source: "--model \(model.rawValue) trains NEST's online sine-wave example with the script's parameters; it takes --seed, --iterations, --task sine-waves and the output options",
             allowing: ["seed", "iterations"])
         if let n = task.iterations, n < 1 { throw ValidationError("invalid --iterations: >= 1 required") }
         return OnlineSineWaveTask.generate(model, preset: .example, seed: UInt32(task.seed ?? 1), iterations: task.iterations ?? Self.onlineExampleIterations)
+    }
+
+    /// NEST's N-MNIST example (`OnlineNMNISTTask`) on the N-MNIST folders --train-data and --test-data.
+    private func nmnistRun(_ model: OnlineNeuronModel) throws -> OnlineRunSpec {
+        guard let trainDir = task.trainData, let testDir = task.testData else {
+            throw ValidationError("invalid --\(task.trainData == nil ? "train-data" : "test-data"): --model \(model.rawValue) trains NEST's N-MNIST example on N-MNIST as distributed: give --train-data DIR/Train and --test-data DIR/Test (folders 0 ... 9 of .bin files)")
+        }
+        try refuseOptionsTheOnlineRunDoesNotTake(
+            source: "--model \(model.rawValue) with --train-data trains NEST's N-MNIST example with the script's parameters; it takes --seed, --iterations, --n-rec, --group-size, --test-iterations, the data and the output options",
+            allowing: ["seed", "iterations", "nRec", "trainData", "testData", "task"], features: ["train-data", "test-data", "group-size", "test-iterations"])
+        var s = OnlineNMNISTTask.Settings()
+        s.model = model
+        for (name, value) in [("iterations", task.iterations), ("n-rec", task.nRec), ("group-size", task.groupSize), ("test-iterations", task.testIterations)] {
+            if let value, value < (name == "test-iterations" ? 0 : 1) { throw ValidationError("invalid --\(name): >= \(name == "test-iterations" ? 0 : 1) required") }
+        }
+        s.trainIterations = task.iterations ?? s.trainIterations
+        s.nRec = task.nRec ?? s.nRec
+        s.groupSize = task.groupSize ?? s.groupSize
+        s.testIterations = task.testIterations ?? s.testIterations
+        s.seed = UInt32(task.seed ?? 1)
+        do {
+            let (train, test) = (try NMNISTFolder(URL(fileURLWithPath: trainDir)), try NMNISTFolder(URL(fileURLWithPath: testDir)))
+            return try OnlineNMNISTTask.generate(s, train: train, test: test)
+        } catch let e as OnlineParameterError {
+            throw ValidationError("invalid --train-data/--test-data: \(e)")
+        }
     }
 
     /// Trains `spec` into `--out`.
@@ -49,7 +76,7 @@ extension EPropDense {
     /// Every option given is used or refused by name: the online path takes --out, --force, --quiet, --precision,
     /// the recording options and the configuration fields in `allowing`; any other option (a legacy parameter or a feature the online
     /// path does not have yet) is refused, saying why (`source`).
-    private func refuseOptionsTheOnlineRunDoesNotTake(source: String, allowing: Set<String> = []) throws {
+    private func refuseOptionsTheOnlineRunDoesNotTake(source: String, allowing: Set<String> = [], features allowedFeatures: Set<String> = []) throws {
         let base = TrainingConfig.defaults(for: .infiniteLoop)
         var asked = base
         applyOptions(to: &asked)
@@ -61,7 +88,8 @@ extension EPropDense {
             ("input", task.input != nil), ("target", task.target != nil), ("train-data", task.trainData != nil), ("test-data", task.testData != nil),
             ("task", task.task != nil && task.`init` != nil), ("model", neuron.model != nil && task.`init` != nil),
             ("threads", engine.threads != nil), ("kernel", engine.kernel != nil), ("gradient", engine.gradient != nil),
-        ].filter(\.1).map { "--\($0.0)" }
+            ("group-size", task.groupSize != nil), ("test-iterations", task.testIterations != nil),
+        ].filter { $0.1 && !allowedFeatures.contains($0.0) }.map { "--\($0.0)" }
         if let first = features.first { throw ValidationError("invalid \(first): \(source)") }
         if let first = changed.first { throw ValidationError("invalid \(Self.option(forConfigKey: first)): \(source)") }
     }

@@ -34,6 +34,10 @@ public struct TaskOptions: ParsableArguments {
     public var testData: String?
     @Option(help: "Evaluate --test-data every N iterations (default: after the last only).")
     public var evaluateEvery: Int?
+    @Option(help: "Online generation, NEST's N-MNIST example (--model eprop_iaf... with --train-data/--test-data N-MNIST folders): samples per iteration (the script's group_size, default 100).")
+    public var groupSize: Int?
+    @Option(help: "Online generation, NEST's N-MNIST example: test iterations (groups of the test split, eta 0) after the training iterations (default 2).")
+    public var testIterations: Int?
     @Option(help: "Number of input neurons (tutorial: \(tutorial.nIn); from the arrays with --init).")
     public var nIn: Int?
     @Option(help: "Number of recurrent neurons (tutorial: \(tutorial.nRec); from the arrays with --init).")

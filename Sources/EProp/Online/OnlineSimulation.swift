@@ -313,8 +313,8 @@ public final class OnlineSimulation<S: Scalar> {
     let lastEventRec: UnsafeMutablePointer<Int>
     /// Flush intervals in steps (`Int.max`: none).
     let flushInput: Int, flushRec: Int
-    /// How many spikes each input relays with the current stamp (its event's multiplicity): [nIn].
-    let inputSpikesNow: UnsafeMutablePointer<Int>
+    /// Which inputs spike with the current stamp: [nIn].
+    let inputSpikesNow: UnsafeMutablePointer<Bool>
     /// Weight recorder: followed senders [nIn], [nRec].
     let recordInput: UnsafeMutablePointer<Bool>
     let recordRecurrent: UnsafeMutablePointer<Bool>
@@ -410,7 +410,7 @@ public final class OnlineSimulation<S: Scalar> {
         lastEventRec = buffer(nRec, 0)
         flushInput = nestSteps(p.inputFlushEventSendInterval, dt)
         flushRec = rc.flushInterval
-        inputSpikesNow = buffer(nIn, 0)
+        inputSpikesNow = buffer(nIn, false)
         loss.reserveCapacity(s.iterations)
         // Room for a mean rate of 100 Hz at dt = 1 ms, so that recording does not allocate in the loop.
         spikeSteps.reserveCapacity(s.steps * nRec / 10 + 1024)
@@ -517,22 +517,24 @@ public final class OnlineSimulation<S: Scalar> {
                 let x = S(s.recurrentExtraInputValues[q])
                 for j in 0..<nRec { rIn[j] += x }
             }
-            // A parrot relays coinciding spikes as one event with multiplicity n: one spike for e-prop, n W of input.
+            // A parrot relays n coinciding spikes as one event of multiplicity n, which NEST delivers to every
+            // plastic synapse as n events of the same stamp, one after the other (event_delivery_manager_impl.h: "Unroll
+            // spike multiplicity"): each is transmitted (+W each time) and each runs the synapse's send. For e-prop the
+            // copies after the first are an interval of 0 steps: no trace entry and, once per spike, an optimizer call
+            // with index t - 1 and gradient 0 (it steps only at the column's first spike, with a zero step that still
+            // counts as the synapse's first optimization: eta_current becomes the current eta).
             let inputs = s.inputOffsets[t]..<s.inputOffsets[t + 1]
-            for q in inputs { inputSpikesNow[Int(s.inputIndices[q])] += 1 }
             for q in inputs {
-                let i = Int(s.inputIndices[q]), multiplicity = inputSpikesNow[i]
-                // Each input once, at its first entry; afterwards it reads -n.
-                if multiplicity < 0 { continue }
-                inputSpikesNow[i] = -multiplicity
+                let i = Int(s.inputIndices[q])
+                inputSpikesNow[i] = true
                 inRec.spike(column: i, stamp: t)
                 if recordInput[i] { recordWeights(stamp: t, sender: i, input: true) }
-                inRec.transmit(column: i, into: rIn, multiplicity: multiplicity)
+                inRec.transmit(column: i, into: rIn)
                 lastEventInput[i] = t - 1
             }
             if flushInput != Int.max {
                 // Parrots that did not spike in step t - 1 send a flush event (stamp t) when one is due.
-                for i in 0..<nIn where inputSpikesNow[i] == 0 && lastEventInput[i] > 0 && t - 1 - lastEventInput[i] >= flushInput {
+                for i in 0..<nIn where !inputSpikesNow[i] && lastEventInput[i] > 0 && t - 1 - lastEventInput[i] >= flushInput {
                     inRec.flush(column: i)
                     lastEventInput[i] = t - 1
                 }
@@ -553,7 +555,7 @@ public final class OnlineSimulation<S: Scalar> {
                     }
                 }
             }
-            for q in inputs { inputSpikesNow[Int(s.inputIndices[q])] = 0 }
+            for q in inputs { inputSpikesNow[Int(s.inputIndices[q])] = false }
         }}
         // 4. Node updates of step t: recurrent neurons (psi(t), F(t), z(t)), then readouts (err(t)).
         let zNow = zRing + (t & 3) * nRec

@@ -487,25 +487,15 @@ final class OnlineProjection<S: Scalar> {
         (wStored + start[i]).update(from: w + start[i], count: start[i + 1] - start[i])
     }
 
-    /// in[j] += W[j, i] for every target j of column i: transmission of a spike of column i. With multiplicity
-    /// m > 1 (coinciding spikes a parrot relays as one event), in[j] += W[j, i] m, as NEST's neurons add
-    /// weight * multiplicity.
+    /// in[j] += W[j, i] for every target j of column i: transmission of a spike of column i.
     @inline(__always)
-    func transmit(column i: Int, into input: UnsafeMutablePointer<S>, multiplicity m: Int = 1) {
+    func transmit(column i: Int, into input: UnsafeMutablePointer<S>) {
         let base = start[i], n = start[i + 1] - base, wi = w + base
         if let targets {
             let tq = targets + base
-            if m == 1 {
-                for k in 0..<n { input[Int(tq[k])] += wi[k] }
-            } else {
-                let mS = S(m)
-                for k in 0..<n { input[Int(tq[k])] += wi[k] * mS }
-            }
-        } else if m == 1 {
-            for j in 0..<n { input[j] += wi[j] }
+            for k in 0..<n { input[Int(tq[k])] += wi[k] }
         } else {
-            let mS = S(m)
-            for j in 0..<n { input[j] += wi[j] * mS }
+            for j in 0..<n { input[j] += wi[j] }
         }
     }
 }
