@@ -6,7 +6,8 @@ notebooks-data/crossval/nest_online_export.py's run() (the script's outputs are 
 NEST's own Simulate timer, kernel status `time_simulate`), and eprop-dense trains that export through the command line
 (eprop-dense --init EXPORT --out RUN --force --quiet --precision float|double --record-iterations none). NEST and
 eprop-dense alternate run by run; a row's ratio is the median of the pair-by-pair ratios (NEST run i against the
-eprop-dense run right after it), as Benchmarks/side_by_side.py does for the legacy generation. One thread each.
+eprop-dense run right after it), as Benchmarks/side_by_side.py does for the legacy generation. One thread each, and
+NEST with 2 threads against eprop-dense with one (its online engine runs on one thread).
 
     .venv/bin/python Benchmarks/online_side_by_side.py [--rounds N] [--quick] [--only GROUP[,GROUP]] [--out DIR]
     .venv/bin/python Benchmarks/online_side_by_side.py --render Benchmarks/results/online_side_by_side-DATE.json
@@ -21,11 +22,14 @@ Groups:
             100 recurrent, 1 readout, T = 1000 steps, cutoff 100 ms, gradient descent once per spike, forced final
             update), 5 iterations: eprop-dense Float64 (checked bitwise against NEST's loss and final weights) and
             Float32. Target (issue 12): >= 100x NEST per training sequence.
-  nmnist    a network of NEST's N-MNIST example's sizes (eprop_supervised_classification_neuromorphic_mnist.py:
-            n_in 1196 = 34 x 34 x 2 pixels minus its 1116-pixel blocklist, n_rec 150, n_out 10, sequence 300 steps)
-            trained on the sine-wave task with the example's setup, dense connectivity on both sides (eprop-dense has
-            no sparse connectivity yet, and NEST's example reads N-MNIST files): 5 iterations (sequences).
+  nmnist    NEST's N-MNIST example network (eprop_supervised_classification_neuromorphic_mnist.py, built by
+            notebooks-data/crossval/nest_online_nmnist.py: n_in 1196 = 34 x 34 x 2 pixels minus its 1116-pixel
+            blocklist, n_rec 150, n_out 10, sequence 300 steps, sparse connectivity 25 % / 1 % / 100 %, GD per spike)
+            on a synthetic N-MNIST folder (notebooks-data/nmnist_synthetic.py: NMNIST_DATA below, N-MNIST's file
+            format), 2 training and 1 test iteration of groups of 10 samples: 30 sequences.
             Target (issue 12): >= 100x NEST per training sequence.
+  threads   the example and the N-MNIST network with NEST on 2 threads (total_num_virtual_procs 2) against
+            eprop-dense on one, Float64 and Float32.
   modes     eprop-dense alone: what the exact lazy semantics cost against the every-step path (spec §5.3). On the
             example's network and on the N-MNIST-sized one: (a) NEST's settings (cutoff 100, per spike), exact
             algorithm; (b) cutoff infinite, optimize_each_step, exact algorithm; (c) the same, every-step algorithm
@@ -56,12 +60,25 @@ NEST_ONLINE_EXPORT = os.path.join(ROOT, "notebooks-data", "crossval", "nest_onli
 SELF = os.path.abspath(__file__)
 
 TARGET_RATIO = 100.0  # issue 12: per training sequence, one thread each
-GROUPS = ("example", "nmnist", "modes")
+GROUPS = ("example", "nmnist", "threads", "modes")
 # run() arguments of nest_online_export.py (its --config keys).
 EXAMPLE = {"model": "eprop_iaf", "n": 100, "T": 1000, "iterations": 5, "setup": "example"}
-# NEST's N-MNIST example: 2312 pixels minus the 1116 of NMNIST_pixels_blocklist.txt, 150 recurrent, 10 readouts, T 300.
-NMNIST_SIZES = {"model": "eprop_iaf", "n_in": 1196, "n_rec": 150, "n_out": 10, "T": 300, "iterations": 5,
-                "setup": "example"}
+# NEST's N-MNIST example (nest_online_nmnist.run's arguments): its sizes and sparsity, groups of 10 samples.
+NMNIST = {"setup": "nmnist", "model": "eprop_iaf", "n_rec": 150, "group_size": 10, "n_iter_train": 2, "n_iter_test": 1}
+# The synthetic N-MNIST folder it trains on (nmnist_synthetic.generate's arguments): 4000 events per sample.
+NMNIST_DATA = {"per_class_train": 5, "per_class_test": 5, "n_events": 4000, "seed": 7}
+NEST_NMNIST = os.path.join(ROOT, "notebooks-data", "crossval", "nest_online_nmnist.py")
+
+
+def sequences(config):
+    """Training sequences a configuration simulates."""
+    if config.get("setup") == "nmnist":
+        return (config["n_iter_train"] + config["n_iter_test"]) * config["group_size"]
+    return config["iterations"]
+
+
+def with_threads(config, threads):
+    return dict(config, threads=threads)
 LOAD_WARNING = 0.5
 
 
@@ -88,12 +105,20 @@ def nest_worker(config_json, out):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import nest
 
-    spec = importlib.util.spec_from_file_location("nest_online_export", NEST_ONLINE_EXPORT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     kwargs = json.loads(config_json)
-    model = kwargs.pop("model")
-    module.run(model, out, **kwargs)
+    if kwargs.get("setup") == "nmnist":
+        spec = importlib.util.spec_from_file_location("nest_online_nmnist", NEST_NMNIST)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        kwargs.pop("setup")
+        data = kwargs.pop("data")
+        module.run(out, data, **kwargs)
+    else:
+        spec = importlib.util.spec_from_file_location("nest_online_export", NEST_ONLINE_EXPORT)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        model = kwargs.pop("model")
+        module.run(model, out, **kwargs)
     status = nest.GetKernelStatus()
     with open(os.path.join(out, "simulate_timing.json"), "w") as f:
         json.dump({"simulate_s": float(status["time_simulate"]), "threads": status["total_num_virtual_procs"],
@@ -106,12 +131,13 @@ def nest_run(config, out):
     wall, peak = sbs.run_measured(cmd)
     with open(os.path.join(out, "simulate_timing.json")) as f:
         t = json.load(f)
-    assert t["threads"] == 1, t
+    assert t["threads"] == config.get("threads", 1), t
     return {"cmd": cmd, "wall_s": wall, "peak_mb": peak, "load1": load, "simulate_s": t["simulate_s"],
-            "s_per_sequence": t["simulate_s"] / config["iterations"]}
+            "s_per_sequence": t["simulate_s"] / sequences(config)}
 
 
-def engine_run(init, out, precision):
+def engine_run(init, out, precision, per_iteration=1):
+    """eprop-dense on an export; `per_iteration`: sequences in one iteration (the N-MNIST example's group size)."""
     cmd = [ENGINE, "--init", init, "--out", out, "--force", "--quiet", "--precision", precision,
            "--record-iterations", "none"]
     load = load1()
@@ -119,7 +145,7 @@ def engine_run(init, out, precision):
     with open(os.path.join(out, "run.json")) as f:
         r = json.load(f)
     return {"cmd": cmd, "wall_s": wall, "peak_mb": peak, "load1": load,
-            "s_per_sequence": r["timings"]["per_iteration_mean_s"], "out": out}
+            "s_per_sequence": r["timings"]["per_iteration_mean_s"] / per_iteration, "out": out}
 
 
 def same_as_nest(nest_dir, run_dir):
@@ -209,33 +235,43 @@ def main():
     rows = results["rows"]
     try:
         exports = {}
-        for name, config, what in (
-                ("example", EXAMPLE, "NEST's online sine-wave example (eprop_iaf, 100 in, 100 rec, 1 out, T 1000, cutoff 100, "
-                                     "GD per spike), 5 iterations, s per training sequence, 1 thread each"),
-                ("nmnist", NMNIST_SIZES, "N-MNIST example's sizes (1196 in, 150 rec, 10 out, T 300, dense connectivity), "
-                                         "sine-wave task with the example's setup, 5 sequences, s per training sequence, "
-                                         "1 thread each")):
-            if name not in groups and not ("modes" in groups and name in ("example", "nmnist")):
+        data = os.path.join(tmp, "nmnist-data")
+        spec = importlib.util.spec_from_file_location("nmnist_synthetic", os.path.join(ROOT, "notebooks-data", "nmnist_synthetic.py"))
+        synthetic = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(synthetic)
+        synthetic.generate(data, **NMNIST_DATA)
+        nmnist = dict(NMNIST, data=data)
+        example_what = ("NEST's online sine-wave example (eprop_iaf, 100 in, 100 rec, 1 out, T 1000, cutoff 100, GD per spike), "
+                        "5 iterations, s per training sequence")
+        nmnist_what = ("NEST's N-MNIST example (1196 in, 150 rec, 10 out, T 300, sparse 25 %/1 %/100 %, GD per spike) on "
+                       f"synthetic N-MNIST files ({NMNIST_DATA['n_events']} events each), 30 sequences, s per training sequence")
+        for name, group, config, what in (
+                ("example", "example", EXAMPLE, example_what + ", 1 thread each"),
+                ("nmnist", "nmnist", nmnist, nmnist_what + ", 1 thread each"),
+                ("example_2threads", "threads", with_threads(EXAMPLE, 2), example_what + ", NEST 2 threads, eprop-dense 1"),
+                ("nmnist_2threads", "threads", with_threads(nmnist, 2), nmnist_what + ", NEST 2 threads, eprop-dense 1")):
+            if group not in groups and not ("modes" in groups and name in ("example", "nmnist")):
                 continue
             pairs = {"double": [], "float": []}
-            for r in range(rounds if name in groups else 1):
+            for r in range(rounds if group in groups else 1):
                 n_dir = os.path.join(tmp, f"nest_{name}_{r}")
                 nr = nest_run(config, n_dir)
                 exports.setdefault(name, n_dir)
-                if name not in groups:
+                if group not in groups:
                     break
                 for precision in ("double", "float"):
-                    er = engine_run(n_dir, os.path.join(tmp, f"eng_{name}_{precision}_{r}"), precision)
+                    er = engine_run(n_dir, os.path.join(tmp, f"eng_{name}_{precision}_{r}"), precision,
+                                    config.get("group_size", 1))
                     pairs[precision].append((nr, er))
                     print(f"{name} round {r} {precision}: NEST {nr['s_per_sequence']:.4f} s/sequence, eprop-dense "
                           f"{er['s_per_sequence'] * 1e3:.3f} ms/sequence, ratio {nr['s_per_sequence'] / er['s_per_sequence']:.1f}x "
                           f"(load {er['load1']:.2f})", flush=True)
-            if name in groups:
+            if group in groups:
                 check = same_as_nest(exports[name], pairs["double"][0][1]["out"])
                 rows.append(pair_row(what + ", Float64", pairs["double"], "double", check))
                 rows.append(pair_row(what + ", Float32", pairs["float"], "float"))
         if "modes" in groups:
-            for name, label in (("example", "the example's network"), ("nmnist", "the N-MNIST-sized network")):
+            for name, label in (("example", "the example's network"), ("nmnist", "the N-MNIST network")):
                 export = exports[name]
                 a_dir = export
                 b_dir = variant(export, os.path.join(tmp, f"{name}_nocut_exact"), no_cutoff=True)
@@ -243,7 +279,8 @@ def main():
                 runs = {"a": [], "b": [], "c": []}
                 for r in range(max(rounds, 3)):
                     for key, d in (("a", a_dir), ("b", b_dir), ("c", c_dir)):
-                        runs[key].append(engine_run(d, os.path.join(tmp, f"mode_{name}_{key}_{r}"), "double"))
+                        runs[key].append(engine_run(d, os.path.join(tmp, f"mode_{name}_{key}_{r}"), "double",
+                                                    NMNIST["group_size"] if name == "nmnist" else 1))
                 equal = byte_equal(runs["b"][0]["out"], runs["c"][0]["out"])
                 a_t, b_t, c_t = (median(x["s_per_sequence"] for x in runs[k]) for k in "abc")
                 b_over_c = [b["s_per_sequence"] / c["s_per_sequence"] for b, c in zip(runs["b"], runs["c"])]

@@ -12,6 +12,17 @@ final class RandomTests: XCTestCase {
         XCTAssertEqual(big.uniform(), 0.0976320289940138)
     }
 
+    /// numpy 2.4: np.random.seed(3); permutation(10), permutation(7); np.random.seed(3); permutation(70000)[:5]
+    /// and the random_sample() after it (N-MNIST's 60000 training files: a bound above 2^16).
+    func testPermutationMatchesNumpyLegacyShuffle() {
+        var r = NumpyRandomState(seed: 3)
+        XCTAssertEqual(r.permutation(10), [5, 4, 1, 2, 9, 6, 7, 0, 3, 8])
+        XCTAssertEqual(r.permutation(7), [6, 1, 3, 4, 0, 5, 2])
+        var big = NumpyRandomState(seed: 3)
+        XCTAssertEqual(Array(big.permutation(70000).prefix(5)), [2758, 37134, 29158, 5365, 52942])
+        XCTAssertEqual(big.uniform(), 0.14572832650627277)
+    }
+
     /// `--seed 1` reproduces the tutorial's initial weights and input pattern bit for bit.
     func testSeedOneReproducesTutorialState() throws {
         let g = InfiniteLoopTask.generate(TrainingConfig())

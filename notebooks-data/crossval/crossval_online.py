@@ -13,7 +13,11 @@ The four configurations of NEST's own test (test_eprop_plasticity.py::test_eprop
 losses against the reference values hard-coded in that test, and run the engine in Float32 (--precision float): one
 row per recurrent model, the first iteration's loss against a looser tolerance. The sine-wave example's configuration
 also checks that this NEST export equals the committed reference of the example
-(notebooks-data/reference/nest-3.10-online-sine-waves-seed1-iter5) bit for bit. Exits non-zero on any failure.
+(notebooks-data/reference/nest-3.10-online-sine-waves-seed1-iter5) bit for bit. The nmnist_* configurations are NEST's
+N-MNIST example (nest_online_nmnist.py: 1196 inputs, 10 readouts, sparse masks, groups of samples, training then test
+phases) on a synthetic dataset in the N-MNIST layout (nmnist_synthetic.py); for these the error per iteration (number
+of misclassified samples), the masks (which eprop_synapses exist) and the zeros of the final weights outside the masks
+are also compared, exactly. Exits non-zero on any failure.
 
 Usage (from the repository root, NEST 3.10 in .venv, after `swift build -c release --product eprop-dense`):
 
@@ -78,6 +82,9 @@ TRACE_RTOL = 1e-9  # per recorded variable, max |engine - NEST| / max |NEST| ove
 RECORD_ARGS = ["--record-iterations", "all", "--n-record", "2", "--n-record-w", "5"]  # what nest_online_export.py
 # records with record=True: recurrent neurons 0-1 and every readout each step of the task, weight recorder 0-4
 
+ERASED_HISTORY_MAX_FRACTION = 1e-3  # rec_learning_signal samples NEST shows as 0 because its history entry was erased
+# (see compare_recordings): 3 of 12000 (2.5e-4) in nmnist_iaf_record_seed2, none in the other configurations; a bound
+# 4x above that, so that a real disagreement (NEST 0 where the engine is not, in more than a few samples) still fails.
 NEST_TEST_RTOL = 1e-8
 #
 # Float32 engine (--precision float) vs NEST, one row per recurrent model (the four test networks): the loss of the
@@ -106,6 +113,9 @@ WEIGHT_MATRICES = ["w_in_rec", "w_rec_rec", "w_rec_out"]
 # target that is not identically zero (the test's periods 1000/500/333/200 give 0 for T = 100; these give four
 # sines within the sequence).
 SMALL = {"n": 40, "T": 100, "iterations": 5, "target_periods": [100, 50, 33, 20]}
+# The N-MNIST example (nest_online_nmnist.run's arguments; "setup": "nmnist" routes nest_online_export.py there).
+# record: False unless a configuration asks (run_config records every other configuration).
+NMNIST_SMALL = {"setup": "nmnist", "n_rec": 30, "group_size": 5, "n_iter_train": 3, "n_iter_test": 1, "record": False}
 INF = float("inf")
 
 
@@ -244,6 +254,20 @@ CONFIGS = [
                                                         "3 iterations, Adam per step, final update",
      "nest": {"model": "eprop_iaf_psc_delta", "optimizer": "adam", "n_in": 20, "n_rec": 30, "T": 200, "iterations": 3,
               "seed": 7, "target_periods": [200, 100, 67, 40], "final_update": True}},
+    # NEST's N-MNIST example (eprop_supervised_classification_neuromorphic_mnist.py, online generation) with a small
+    # recurrent layer, on the synthetic N-MNIST dataset nest_online_export.py generates (NMNIST_SYNTHETIC: 3 training
+    # and 2 test samples per digit, 600 events each, seed 7): 1196 inputs, 10 readouts, groups of 5 samples of 300
+    # steps, 3 training iterations (eta 5e-7) and 1 test iteration (eta 0), forced final update. Each about 1.5 s.
+    {"name": "nmnist_iaf", "what": "N-MNIST example: eprop_iaf 1196+30+10, masks 0.75/0.99/0, groups of 5, 3 train + 1 "
+                                   "test iterations, synthetic N-MNIST",
+     "nest": dict(NMNIST_SMALL)},
+    {"name": "nmnist_iaf_record_seed2", "what": "N-MNIST example as nmnist_iaf, seed 2, recorders (rec 0-1, readouts, "
+                                                "weight recorder)",
+     "nest": dict(NMNIST_SMALL, seed=2, record=True)},
+    {"name": "nmnist_psc_delta", "what": "N-MNIST example with eprop_iaf_psc_delta (V_th 0.5, V_reset -0.5)",
+     "nest": dict(NMNIST_SMALL, model="eprop_iaf_psc_delta")},
+    {"name": "nmnist_iaf_dense", "what": "N-MNIST example, dense (sparsity 0/0/0; recurrent activity ~45 % of steps)",
+     "nest": dict(NMNIST_SMALL, sparsity=[0.0, 0.0, 0.0])},
 ]
 
 
@@ -262,6 +286,18 @@ def _swap_feedback_columns(params, folder):
     path = os.path.join(folder, "w_out_rec_feedback.npy")
     b = np.load(path)
     np.save(path, b[:, [1, 0] + list(range(2, b.shape[1]))])
+
+
+def _merge_coincident_inputs(params, folder):
+    steps = np.load(os.path.join(folder, "input_spike_steps.npy"))
+    senders = np.load(os.path.join(folder, "input_spike_senders.npy"))
+    pairs = np.unique(np.stack([steps, senders], axis=1), axis=0)  # sorted by step, then input
+    np.save(os.path.join(folder, "input_spike_steps.npy"), pairs[:, 0].copy())
+    np.save(os.path.join(folder, "input_spike_senders.npy"), pairs[:, 1].copy())
+
+
+def _train_in_test(params, folder):
+    params["eta_per_iteration"][-1] = params["eta_per_iteration"][0]
 
 
 # Negative controls (--negative-controls): the engine runs a NEST export whose params.json (or feedback matrix) has
@@ -301,6 +337,8 @@ CONTROLS = [
     ("iaf_adapt_E_L_I_e", "readout E_L (and V_m) 0.2 -> 0", lambda p, f: p["params_out"].update(E_L=0.0, V_m=0.0)),
     ("psc_delta_gd_nout3", "feedback columns of readouts 0 and 1 swapped", _swap_feedback_columns),
     ("iaf_adam_clipped", "Wmin/Wmax -0.02/0.02 -> -100/100", lambda p, f: p["optimizer"].update(Wmin=-100.0, Wmax=100.0)),
+    ("nmnist_iaf", "coincident input spikes merged (one entry per (step, input))", _merge_coincident_inputs),
+    ("nmnist_iaf", "test iteration with the training eta", _train_in_test),
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -342,14 +380,18 @@ def first_spike_difference(ref, other):
     return None
 
 
-def describe_step(stamp, T, task):
-    """'step s (iteration n, step k of it)' for a spike stamp (= emitting step + 1); sequences start at step 2."""
+def describe_step(stamp, T, task, sample_steps=None):
+    """'step s (iteration n, step k of it)' for a spike stamp (= emitting step + 1); sequences start at step 2.
+    With sample_steps (classification: an iteration is a group of samples), 'iteration n, sample g, step k'."""
     step = stamp - 1
     if step < 2:
         return f"step {step} (before the first sequence)"
     if step >= 2 + task:
         return f"step {step} (after the task: the forced final update / the last steps)"
     n, k = divmod(step - 2, T)
+    if sample_steps:
+        g, k = divmod(k, sample_steps)
+        return f"step {step} (iteration {n}, sample {g}, step {k} of it)"
     return f"step {step} (iteration {n}, step {k} of it)"
 
 
@@ -361,7 +403,11 @@ def compare_spikes(ref_dir, other_dir, p, names=("NEST", "engine")):
     if first is None:
         return text + " equal", None
     stamp, neuron, side = first
-    where = describe_step(stamp, p["sequence_steps"], p["sequence_steps"] * p["iterations"])
+    if is_classification(p):  # an iteration is a group of group_size samples of sequence_steps each
+        T = p["sequence_steps"] * p["group_size"]
+        where = describe_step(stamp, T, T * p["iterations"], sample_steps=p["sequence_steps"])
+    else:
+        where = describe_step(stamp, p["sequence_steps"], p["sequence_steps"] * p["iterations"])
     who = names[0] if side == "ref" else names[1]
     return (text + f" first diff: step {stamp - 1}",
             f"spikes differ first at {where}, neuron {neuron} (stamp {stamp} ms, only in {who}); {names[0]} "
@@ -413,9 +459,67 @@ def compare(nest_dir, eng_dir):
     row["spikes"], problem = compare_spikes(nest_dir, eng_dir, p)
     if problem:
         problems.append(problem)
+    if is_classification(p):
+        problems += compare_classification(nest_dir, eng_dir, p, row)
     if os.path.exists(os.path.join(nest_dir, "rec_V_m.npy")):
         problems += compare_recordings(nest_dir, eng_dir, row)
     return row, problems
+
+
+def is_classification(p):
+    """A classification export (nest_online_nmnist.py): error.npy, mask_*.npy, groups of samples."""
+    return p.get("task") == "classification"
+
+
+MASKS = ["mask_in_rec", "mask_rec_rec", "mask_rec_out"]  # [post, pre] bool: an eprop_synapse exists
+
+
+def compare_classification(nest_dir, eng_dir, p, row):
+    """Classification exports: the error per iteration (the number of misclassified samples, exactly; first differing
+    iteration reported), the masks (exactly; the engine writes mask_*.npy too) and the engine's final weights outside
+    NEST's masks (exactly 0). Fills row["error"]; returns problems."""
+    problems = []
+    G = int(p["group_size"])
+    e_nest = np.asarray(load(nest_dir, "error.npy"), dtype=np.float64)
+    e_eng = np.asarray(load(eng_dir, "error.npy"), dtype=np.float64)
+    if e_eng.shape != e_nest.shape:
+        problems.append(f"error shape {e_eng.shape}, NEST {e_nest.shape}")
+        row["error"] = "shape"
+    else:
+        # error = 1 - (correct argmaxes) / group_size: compared as the count of misclassified samples (the float may
+        # be written as 1 - k/G or (G - k)/G, which can differ in the last bit)
+        wrong_nest, wrong_eng = np.rint(e_nest * G), np.rint(e_eng * G)
+        bad = ~((wrong_nest == wrong_eng) & (np.abs(e_eng - e_nest) <= 1e-12))  # also NaN
+        if np.any(bad):
+            i = int(np.argmax(bad))
+            row["error"] = f"first diff: iteration {i}"
+            problems.append(f"error differs first at iteration {i}: NEST {float(e_nest[i])!r} ({wrong_nest[i]:.0f} of {G} "
+                            f"samples misclassified), engine {float(e_eng[i])!r}; {int(np.count_nonzero(bad))} of "
+                            f"{len(bad)} iterations differ")
+        else:
+            row["error"] = "equal"
+    for name in MASKS:
+        m_nest = np.asarray(load(nest_dir, f"{name}.npy")).astype(bool)
+        m_eng = np.asarray(load(eng_dir, f"{name}.npy"))
+        if m_eng.shape != m_nest.shape:
+            problems.append(f"{name}: shape {m_eng.shape}, NEST {m_nest.shape}")
+            continue
+        differ = np.argwhere(m_eng.astype(bool) != m_nest)
+        if len(differ):
+            post, pre = (int(x) for x in differ[0])
+            problems.append(f"{name}: {len(differ)} entries differ from NEST's synapses, first [post {post}, pre {pre}]: "
+                            f"NEST {bool(m_nest[post, pre])}, engine {bool(m_eng[post, pre])}")
+    for name in WEIGHT_MATRICES:
+        m_nest = np.asarray(load(nest_dir, f"mask_{name[2:]}.npy")).astype(bool)
+        w_eng = np.asarray(load(eng_dir, f"{name}_final.npy"), dtype=np.float64)
+        if w_eng.shape != m_nest.shape:
+            continue  # reported by the weight comparison
+        outside = np.argwhere(~m_nest & (w_eng != 0))  # NaN != 0 too
+        if len(outside):
+            post, pre = (int(x) for x in outside[0])
+            problems.append(f"{name}: {len(outside)} final weights non-zero where NEST has no synapse, first [post {post}, "
+                            f"pre {pre}]: {float(w_eng[post, pre])!r}")
+    return problems
 
 
 def compare_recordings(nest_dir, eng_dir, row):
@@ -431,6 +535,17 @@ def compare_recordings(nest_dir, eng_dir, row):
             continue
         scale = float(np.abs(b).max()) or 1.0
         d = np.abs(a - b)
+        if name == "rec_learning_signal.npy":
+            # NEST's recordable reads the neuron's history entry t - 2 and, when that entry has been erased (no incoming
+            # synapse needs it: its presynaptic neurons were silent for a cutoff), a later entry whose learning signal
+            # is not written yet, so it shows 0 (eprop-online-spec.md §1.9). The engine keeps every entry. Those samples
+            # are left out and counted; they must stay rare (sparse inputs, nmnist_* configurations).
+            erased = (b == 0) & (a != 0)
+            row["erased_history_samples"] = int(erased.sum())
+            if erased.sum() > ERASED_HISTORY_MAX_FRACTION * b.size:
+                problems.append(f"{name}: {int(erased.sum())} samples where NEST shows 0 (erased history) and the engine does not, "
+                                f"more than {ERASED_HISTORY_MAX_FRACTION:g} of {b.size}")
+            d = np.where(erased, 0.0, d)
         rel = float(d.max()) / scale if np.all(np.isfinite(d)) else float("nan")
         worst = max(worst, rel) if np.isfinite(worst) else worst
         if not rel <= TRACE_RTOL:
@@ -505,6 +620,12 @@ PERTURBATIONS = [
     ("trace", "one rec_V_m sample + 1e-6"),
     ("wr_weight", "one weight-recorder weight + 1e-6"),
 ]
+RECORDING_PERTURBATIONS = {"trace", "wr_weight"}  # only for exports with recordings
+CLASSIFICATION_PERTURBATIONS = [  # only for classification exports
+    ("error_flip", "one sample of the last iteration classified the other way (error +- 1/group_size)"),
+    ("mask_flip", "one mask_rec_rec entry flipped"),
+    ("masked_weight", "a final w_rec_rec weight of 1e-20 where NEST has no synapse (within the weight tolerances)"),
+]
 
 
 def fake_engine_output(nest_dir, out_dir, perturb=None):
@@ -545,6 +666,25 @@ def fake_engine_output(nest_dir, out_dir, perturb=None):
         w[post, pre] += -1e-6 if perturb == "w_rec_out" else 1e-6
     elif perturb == "weight_shape":
         weights["w_rec_out"] = weights["w_rec_out"].T.copy()
+    if is_classification(p):
+        error = np.asarray(load(nest_dir, "error.npy"), dtype=np.float64).copy()
+        masks = {m: np.asarray(load(nest_dir, f"{m}.npy")).astype(bool).copy() for m in MASKS}
+        if perturb == "error_flip":
+            step = 1.0 / p["group_size"]
+            old = float(error[-1])
+            error[-1] = old - step if old >= step else old + step
+            note = f"last iteration's error {old!r} -> {float(error[-1])!r}"
+        elif perturb in ("mask_flip", "masked_weight"):
+            m = masks["mask_rec_rec"]
+            post, pre = (int(x) for x in np.argwhere(~m)[0])  # the first entry without a synapse (dense: an autapse)
+            if perturb == "mask_flip":
+                m[post, pre] = True
+            else:
+                weights["w_rec_rec"][post, pre] = 1e-20
+            note = f"[post {post}, pre {pre}]"
+        np.save(os.path.join(out_dir, "error.npy"), error)
+        for m, a in masks.items():
+            np.save(os.path.join(out_dir, f"{m}.npy"), a)
     for name in os.listdir(nest_dir):  # the recordings, as NEST wrote them
         if name.startswith(("rec_", "out_", "wr_")) and name.endswith(".npy"):
             a = np.asarray(load(nest_dir, name)).copy()
@@ -563,7 +703,12 @@ def fake_engine_output(nest_dir, out_dir, perturb=None):
 def self_test(nest_dir, folder):
     """(row of the exact copy, problems of the comparison code (empty: it works), lines of what was detected)."""
     problems, lines, exact_row = [], [], {}
-    for perturb, what in PERTURBATIONS:
+    p = read_params(nest_dir)
+    recorded = os.path.exists(os.path.join(nest_dir, "rec_V_m.npy"))
+    perturbations = [(k, w) for k, w in PERTURBATIONS if recorded or k not in RECORDING_PERTURBATIONS]
+    if is_classification(p):
+        perturbations += CLASSIFICATION_PERTURBATIONS
+    for perturb, what in perturbations:
         out = os.path.join(folder, f"selftest_{perturb or 'exact'}")
         note = fake_engine_output(nest_dir, out, perturb)
         try:
@@ -607,7 +752,8 @@ def run_config(config, work, engine, self_test_only, extra):
     os.makedirs(folder)
     print(f"[{name}] {config['what']}", flush=True)
 
-    kwargs = dict(config["nest"], description=config["what"], record=True)
+    kwargs = dict(config["nest"], description=config["what"])
+    kwargs.setdefault("record", True)  # recorded unless the configuration says otherwise (some nmnist_* do)
     cmd = [sys.executable, NEST_EXPORT, "--out", nest_dir, "--config", json.dumps(kwargs)]
     ok, res["t_nest"] = run_cmd(cmd, os.path.join(folder, "nest.log"))
     if not ok:
@@ -622,6 +768,12 @@ def run_config(config, work, engine, self_test_only, extra):
     res["notes"].append(f"NEST: loss {shown}, "
                         f"{len(load(nest_dir, 'spikes_rec_senders.npy'))} recurrent spikes, max |dW| "
                         + ", ".join(f"{m} {v:.2e}" for m, v in dw.items()))
+    if is_classification(p):
+        res["notes"].append(f"NEST: error per iteration {np.array2string(load(nest_dir, 'error.npy'), precision=3)} "
+                            f"(groups of {p['group_size']}), {len(load(nest_dir, 'input_spike_steps.npy'))} input "
+                            f"spikes ({p['input_stats']['coincident_input_spikes']} coincident with another of the same "
+                            f"input), synapses in the masks "
+                            + ", ".join(f"{m[5:]} {int(load(nest_dir, m + '.npy').sum())}" for m in MASKS))
     if config.get("example_fixture"):
         found, note = check_example_fixture(nest_dir)
         res["problems"] += found
@@ -644,9 +796,13 @@ def run_config(config, work, engine, self_test_only, extra):
         res["problems"].append(f"engine output unusable: {e}")
         return res
     res["problems"] += found
+    if "error" in res["row"]:
+        res["notes"].append(f"error per iteration, engine vs NEST: {res['row']['error']}")
     if "traces" in res["row"]:
         res["notes"].append(f"recordings: every rec_*/out_* sample max |engine - NEST| / max |NEST| = {res['row']['traces']:.3g}; "
-                            f"weight recorder: {res['row']['wr_events']} events, max |engine - NEST| = {res['row']['wr']:.3g}")
+                            f"weight recorder: {res['row']['wr_events']} events, max |engine - NEST| = {res['row']['wr']:.3g}"
+                            + (f"; {res['row']['erased_history_samples']} learning_signal samples of erased NEST history left out"
+                               if res["row"].get("erased_history_samples") else ""))
     try:  # which of the engine's algorithms ran (run.json; "exact" = NEST's lazy semantics on a time grid)
         with open(os.path.join(eng_dir, "run.json")) as f:
             res["row"]["algorithm"] = json.load(f)["parameters"]["algorithm"]

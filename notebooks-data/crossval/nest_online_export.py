@@ -26,6 +26,11 @@ Usage (from the repository root, NEST 3.10 in .venv):
 `--config` exports one configuration given as run()'s keyword arguments (crossval_online.py builds these): more
 readouts (one target per readout), other sizes, seeds and targets, the sine-wave example's setup with its forced final
 update (params.json then has "final_update": true), the input parrots' flush interval ("flush_event_send_interval_in").
+A config with "setup": "nmnist" is NEST's N-MNIST example instead (nest_online_nmnist.py; the other keys are its run()'s
+keyword arguments, plus "data": an N-MNIST folder, by default a synthetic one that nmnist_synthetic.py writes into
+OUT/../nmnist-data, with "synthetic": {...} overriding NMNIST_SYNTHETIC's settings):
+
+    .venv/bin/python notebooks-data/crossval/nest_online_export.py --out DIR --config '{"setup": "nmnist", "n_rec": 30, "group_size": 5, "n_iter_train": 3, "n_iter_test": 1}'
 """
 
 import argparse
@@ -109,8 +114,9 @@ def recordings(mm, nodes, names, prefix):
 
 def run(model, out_dir, optimizer=None, n=100, rec=None, out=None, opt_overrides=None, *, n_in=None, n_rec=None,
         n_out=1, T=100, iterations=5, seed=1, setup="test", target_periods=None, final_update=None, flush_in=None,
-        description=None, record=False):
-    """Builds and simulates one configuration; without overrides, test_eprop_regression's for `model`.
+        description=None, record=False, threads=1):
+    """Builds and simulates one configuration; without overrides, test_eprop_regression's for `model`. `threads`: NEST's
+    virtual processes (1 for the cross-validation; Benchmarks/online_side_by_side.py also times 2).
 
     The keyword-only arguments (used by crossval_online.py through --config; their defaults keep the test's network):
     n_in, n_rec (default n each), n_out (readouts, one target per readout, drawn one after the other), T (steps per
@@ -132,7 +138,7 @@ def run(model, out_dir, optimizer=None, n=100, rec=None, out=None, opt_overrides
     optimizer = optimizer or MODELS[model][0]
     final_update = bool(final_update)
     nest.ResetKernel()
-    nest.set(print_time=False, resolution=1.0, total_num_virtual_procs=1)
+    nest.set(print_time=False, resolution=1.0, total_num_virtual_procs=threads)
     np.random.seed(seed)
 
     n_iter = iterations
@@ -367,6 +373,39 @@ def run(model, out_dir, optimizer=None, n=100, rec=None, out=None, opt_overrides
     return loss, len(times)
 
 
+# The synthetic N-MNIST dataset of a "setup": "nmnist" config without "data" (nmnist_synthetic.generate's arguments):
+# 30 training and 20 test samples of 600 events.
+NMNIST_SYNTHETIC = {"per_class_train": 3, "per_class_test": 2, "n_events": 600, "seed": 7}
+
+
+def run_nmnist(out_dir, config):
+    """--config with "setup": "nmnist": NEST's N-MNIST example (nest_online_nmnist.run) on config["data"], or on a
+    synthetic dataset in OUT/../nmnist-data (generated unless it is there with the same settings)."""
+    import nest_online_nmnist
+    import nmnist_synthetic  # on the path since nest_online_nmnist
+
+    kwargs = {k: v for k, v in config.items() if k not in ("setup", "data", "synthetic")}
+    data = config.get("data")
+    if data is None:
+        synthetic = dict(NMNIST_SYNTHETIC, **config.get("synthetic", {}))
+        data = os.path.join(os.path.dirname(os.path.abspath(out_dir)), "nmnist-data")
+        marker = os.path.join(data, "synthetic.json")
+        if os.path.exists(marker):
+            with open(marker) as f:
+                found = json.load(f)
+            wanted = nmnist_synthetic.settings(synthetic["per_class_train"], synthetic["per_class_test"],
+                                               synthetic["n_events"], synthetic["seed"])
+            if any(found.get(k) != v for k, v in wanted.items()):
+                raise SystemExit(f"{data} holds a synthetic dataset with other settings; remove it or pass \"data\"")
+        else:
+            nmnist_synthetic.generate(data, **synthetic)
+    summary = nest_online_nmnist.run(out_dir, data, **kwargs)
+    print(kwargs.get("model", "eprop_iaf"), "loss", summary["loss"].tolist(), "error", summary["error"].tolist(),
+          "recurrent spikes", summary["recurrent_spikes"], "input spikes", summary["input_spikes"],
+          "(coincident", summary["coincident_input_spikes"], "never emitted", summary["generator_spikes_never_emitted"],
+          ")")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True)
@@ -375,10 +414,14 @@ def main():
     p.add_argument("--config", metavar="JSON",
                    help="export one configuration into OUT: a JSON object with `model` and any of run()'s other "
                         "arguments (optimizer, n, rec, out, opt_overrides, n_in, n_rec, n_out, T, iterations, seed, "
-                        "setup, target_periods, final_update, flush_in, description, record); used by crossval_online.py")
+                        "setup, target_periods, final_update, flush_in, description, record); used by crossval_online.py. "
+                        "With \"setup\": \"nmnist\": nest_online_nmnist.run()'s arguments and \"data\" / \"synthetic\"")
     a = p.parse_args()
     if a.config:
         kwargs = json.loads(a.config)
+        if kwargs.get("setup") == "nmnist":
+            run_nmnist(a.out, kwargs)
+            return
         model = kwargs.pop("model")
         loss, n = run(model, a.out, **kwargs)
         print(model, "loss", list(loss), "recurrent spikes", n)

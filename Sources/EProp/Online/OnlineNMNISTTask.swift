@@ -75,10 +75,10 @@ public enum OnlineNMNISTTask {
         let feedback = (0..<nRec * nOut).map { _ in rng.normal() / scale }
         // create_mask: choice([0, 1], shape, p=[level, 1 - level]) draws uniform u and keeps the synapse iff
         // u >= cdf[0] = level / (level + (1 - level)); the weights are multiplied by it, and NEST connects where the
-        // product is non-zero.
+        // product is non-zero (an absent synapse reads +0).
         func applyMask(_ w: inout [Double], _ level: Double) -> [Bool] {
             let cut = level / (level + (1 - level))
-            w = w.map { x in rng.uniform() >= cut ? x : x * 0 }
+            w = w.map { x in rng.uniform() >= cut ? x : 0 }
             return w.map { $0 != 0 }
         }
         let maskIn = applyMask(&wIn, s.sparsity.inRec)
