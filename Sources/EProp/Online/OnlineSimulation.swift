@@ -491,7 +491,7 @@ public final class OnlineSimulation<S: Scalar> {
                     for k in 0..<nOut { l += feedback[j * nOut + k] * errPrev[k] }
                     L[j] = l
                 }
-                for i in 0..<nIn { arrival[i] = 0 }
+                // (All 0 but these: cleared after the entry.)
                 for q in s.inputOffsets[tau]..<s.inputOffsets[tau + 1] { arrival[Int(s.inputIndices[q])] = 1 }
                 // s_i(tau) of recurrent presynaptic neurons is z_i(tau - 1); before step 0 there is none.
                 // Slot (tau - 1) & 3 is still all zeros for tau = 0 (step -1 had no spikes).
@@ -506,6 +506,7 @@ public final class OnlineSimulation<S: Scalar> {
                 recOut.processEntry(
                     tau: tau, arrival: zArr, psi: UnsafePointer(err + (tau & 3) * nOut), fReg: fTau, learningSignal: Lp,
                     everyStep: everyStep)
+                for q in s.inputOffsets[tau]..<s.inputOffsets[tau + 1] { arrival[Int(s.inputIndices[q])] = 0 }
             }
             // 3. Events of stamp t: per-spike optimizer calls, then transmission with the updated weights.
             for j in 0..<nRec { recInput[j] = 0 }

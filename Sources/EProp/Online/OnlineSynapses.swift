@@ -88,8 +88,14 @@ final class OnlineProjection<S: Scalar> {
     let zBar: UnsafeMutablePointer<S>
     /// Stamp of the column's last spike (flush events do not count); 0 = none yet.
     let tLast: UnsafeMutablePointer<Int>
-    /// Entries past the cutoff whose decay is still to be applied (NEST's `decay_steps_`).
+    /// Entries past the cutoff whose decay is still to be applied (NEST's `decay_steps_`), counted when the column
+    /// spikes again.
     let decayPending: UnsafeMutablePointer<Int>
+    /// The live columns: spiked, and not yet past the cutoff (only these take part in an entry): `live[0 ..< liveCount]`
+    /// in no particular order, and per column whether it is in the list.
+    let live: UnsafeMutablePointer<Int>
+    var liveCount = 0
+    let isLive: UnsafeMutablePointer<Bool>
 
     /// Scratch [nPre]: the columns active in the current entry and their optimizer plans (per-step mode).
     let active: UnsafeMutablePointer<Int>
@@ -168,6 +174,10 @@ final class OnlineProjection<S: Scalar> {
         tLast.initialize(repeating: 0, count: max(nPre, 1))
         decayPending = .allocate(capacity: max(nPre, 1))
         decayPending.initialize(repeating: 0, count: max(nPre, 1))
+        live = .allocate(capacity: max(nPre, 1))
+        live.initialize(repeating: 0, count: max(nPre, 1))
+        isLive = .allocate(capacity: max(nPre, 1))
+        isLive.initialize(repeating: false, count: max(nPre, 1))
         active = .allocate(capacity: max(nPre, 1))
         active.initialize(repeating: 0, count: max(nPre, 1))
         plans = .allocate(capacity: max(nPre, 1))
@@ -183,6 +193,8 @@ final class OnlineProjection<S: Scalar> {
         targets?.deallocate()
         tLast.deallocate()
         decayPending.deallocate()
+        live.deallocate()
+        isLive.deallocate()
         active.deallocate()
         plans.deallocate()
     }
@@ -243,23 +255,24 @@ final class OnlineProjection<S: Scalar> {
             }
             return
         }
-        // The schedule of every column (NEST's bookkeeping, §5.1 step 2), then the synapses of the active columns in
-        // one pass (their work is independent).
+        // The schedule of the live columns (NEST's bookkeeping, §5.1 step 2), then the synapses of the active ones in
+        // one pass (their work is independent). Columns without a spike yet do nothing (NEST only records the spike
+        // time); a column past the cutoff leaves the list: the gradients of its entries are never computed, and the
+        // number of entries whose decay is due is counted at its next spike.
         let tLast = tLast, decayPending = decayPending, cutoff = cutoff, perStep = perStep
-        let active = active, plans = plans
+        let active = active, plans = plans, live = live
         var count = 0
         // (Wrapping arithmetic: stamps and counts are far from Int's limits; no overflow checks in this loop.)
-        var i = 0
-        while i < nPre {
-            defer { i &+= 1 }
-            let last = tLast[i]
-            // Before the first spike: nothing (NEST only records the spike time).
-            if last == 0 { continue }
-            // Past the cutoff: the gradient of this entry is never computed, only its decay counted.
-            if tau &- (last &- 1) >= cutoff {
-                decayPending[i] &+= 1
+        var k = 0
+        while k < liveCount {
+            let i = live[k]
+            if tau &- (tLast[i] &- 1) >= cutoff {
+                liveCount &-= 1
+                live[k] = live[liveCount]
+                isLive[i] = false
                 continue
             }
+            k &+= 1
             if decayPending[i] > 0 { decay(column: i) }
             // z_bar with the arrival of this very entry (the spike buffer of NEST's compute_gradient).
             zBar[i] = alpha * zBar[i] + s[i]
@@ -464,6 +477,14 @@ final class OnlineProjection<S: Scalar> {
             }
             finish(column: i, plan)
             optimizer.commit(column: i, plan)
+        }
+        if !isLive[i] {
+            // Entries tLast - 1 + C ... t - 2 were past the cutoff (none before the first spike).
+            // (A column with a spike leaves the list only with a finite cutoff.)
+            if tLast[i] > 0 { decayPending[i] += t - tLast[i] - cutoff }
+            live[liveCount] = i
+            liveCount += 1
+            isLive[i] = true
         }
         tLast[i] = t
         storeColumn(i)
