@@ -144,6 +144,10 @@ final class OnlineCLITests: XCTestCase {
         try refused({ j in j["model"] = "eprop_iaf_bsshslm_2020" }, "model")
         try refused({ j in j["simulated_steps"] = 100 }, "simulated_steps")
         try refused({ j in j["n_rec"] = 99 }, "w_in_rec_init.npy")
+        // Mixed populations and per-neuron values: sizes must add up.
+        try refused({ j in j["more_populations"] = [["model": "eprop_iaf_adapt", "n": 100, "params_rec": [:]]] }, "n_rec")
+        try refused({ j in j["more_populations"] = [["model": "eprop_iaf_bsshslm_2020", "n": 10, "params_rec": [:]]] }, "more_populations[0].model")
+        try refused({ j in var r = j["params_rec"] as! [String: Any]; r["tau_m"] = [20.0, 30.0]; j["params_rec"] = r }, "params_rec.tau_m")
         // Corrupt files: a truncated params.json and a truncated array, each named; still recognized as online
         // exports, so that the command line does not fall back to the legacy loader's message.
         let dir = try exportCopy { _ in }

@@ -34,4 +34,22 @@ final class OnlineNESTVariantTests: XCTestCase {
     }
     func testIafCurrentVMinCutoff7Flush7() throws { try check("iaf_I_e_V_min_cutoff7_flush7") }
     func testPscDeltaCurrentVMinAdamBatch3() throws { try check("psc_delta_I_e_V_min_adam_batch3") }
+
+    /// Mixed populations: 20 eprop_iaf_psc_delta_adapt, 10 eprop_iaf_psc_delta (t_ref 2, cutoff 30) and 10
+    /// eprop_iaf_adapt in one recurrent population, kappa 0.95 or 0.97 per neuron, gradient descent per spike; the
+    /// export's groups as the loader reads them, and every value bitwise NEST's.
+    func testMixedPopulationsWithKappaPerNeuron() throws {
+        let name = "mixed_psc_delta_adapt_psc_delta_iaf_adapt_kappa_per_neuron"
+        try check(name)
+        let ref = try OnlineReference(dir: onlineReferenceRoot.appendingPathComponent("nest-3.10-online-variants/\(name)"))
+        let models = (0..<40).map { ref.parameters.recurrentParameters(ofNeuron: $0).model }
+        XCTAssertEqual(models, [OnlineNeuronModel](repeating: .eprop_iaf_psc_delta_adapt, count: 20)
+            + [OnlineNeuronModel](repeating: .eprop_iaf_psc_delta, count: 10) + [OnlineNeuronModel](repeating: .eprop_iaf_adapt, count: 10))
+        XCTAssertEqual((0..<40).map { ref.parameters.recurrentParameters(ofNeuron: $0).kappa }, (0..<40).map { $0 % 3 == 0 ? 0.95 : 0.97 })
+        XCTAssertEqual(ref.parameters.recurrentParameters(ofNeuron: 25).tRef, 2)
+        let sim = try OnlineSimulation<Double>(parameters: ref.parameters, weights: ref.weights, stimulus: ref.stimulus)
+        sim.run()
+        XCTAssertEqual(sim.loss, ref.loss, "bitwise")
+        for (k, name) in OnlineReference.names { XCTAssertEqual(sim.weights(k, stored: true), ref.final[k]!, "\(name)_final bitwise") }
+    }
 }

@@ -25,8 +25,8 @@ Usage (from the repository root, NEST 3.10 in .venv, after `swift build -c relea
                                                                 [--engine PATH] [--engine-arg=ARG ...] [--self-test]
                                                                 [--negative-controls]
 
---quick runs the configurations marked quick (the four test networks with their Float32 rows, and the sine-wave
-example); --self-test runs NEST but not the engine: each NEST export is turned into a fake engine output, which must
+--quick runs the configurations marked quick (the four test networks with their Float32 rows, the sine-wave
+example, one mixed-population network and one N-MNIST network with recordings); --self-test runs NEST but not the engine: each NEST export is turned into a fake engine output, which must
 pass, and into perturbed copies (a spike one step late, a loss changed by 1e-6, a weight changed by 1e-6, ...),
 which must fail. --negative-controls runs the engine on copies of NEST exports with one setting changed (CONTROLS):
 each comparison must fail, which shows that the configuration exercises that setting.
@@ -258,10 +258,22 @@ CONFIGS = [
     # recurrent layer, on the synthetic N-MNIST dataset nest_online_export.py generates (NMNIST_SYNTHETIC: 3 training
     # and 2 test samples per digit, 600 events each, seed 7): 1196 inputs, 10 readouts, groups of 5 samples of 300
     # steps, 3 training iterations (eta 5e-7) and 1 test iteration (eta 0), forced final update. Each about 1.5 s.
+    # Mixed populations (several Create calls joined into one recurrent population) and per-neuron parameters.
+    {"name": "mixed_iaf_alif_adam_tau_per_neuron", "what": "mixed: 25 eprop_iaf + 15 eprop_iaf_adapt (tau_m 20), Adam per "
+                                                          "step, tau_m per neuron 20-26 ms, recorders on the iaf neurons",
+     "nest": small("eprop_iaf", "adam", more_populations=[{"model": "eprop_iaf_adapt", "n": 15, "rec": {"tau_m": 20.0}}],
+                   per_neuron={"tau_m": [20.0 + j % 7 for j in range(40)]})},
+    {"name": "mixed_three_models_gd_per_spike", "quick": True, "what": "mixed: 20 eprop_iaf_psc_delta_adapt + 10 eprop_iaf_psc_delta "
+                                                       "(t_ref 2, cutoff 30) + 10 eprop_iaf_adapt, GD per spike, "
+                                                       "kappa per neuron 0.95/0.97",
+     "nest": small("eprop_iaf_psc_delta_adapt", "gradient_descent", opt_overrides={"optimize_each_step": False},
+                   more_populations=[{"model": "eprop_iaf_psc_delta", "n": 10, "rec": {"t_ref": 2.0, "eprop_isi_trace_cutoff": 30}},
+                                     {"model": "eprop_iaf_adapt", "n": 10}],
+                   per_neuron={"kappa": [0.95 if j % 3 == 0 else 0.97 for j in range(40)]})},
     {"name": "nmnist_iaf", "what": "N-MNIST example: eprop_iaf 1196+30+10, masks 0.75/0.99/0, groups of 5, 3 train + 1 "
                                    "test iterations, synthetic N-MNIST",
      "nest": dict(NMNIST_SMALL)},
-    {"name": "nmnist_iaf_record_seed2", "what": "N-MNIST example as nmnist_iaf, seed 2, recorders (rec 0-1, readouts, "
+    {"name": "nmnist_iaf_record_seed2", "quick": True, "what": "N-MNIST example as nmnist_iaf, seed 2, recorders (rec 0-1, readouts, "
                                                 "weight recorder)",
      "nest": dict(NMNIST_SMALL, seed=2, record=True)},
     {"name": "nmnist_psc_delta", "what": "N-MNIST example with eprop_iaf_psc_delta (V_th 0.5, V_reset -0.5)",

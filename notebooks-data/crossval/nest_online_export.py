@@ -82,6 +82,12 @@ VARIANTS = {
     "psc_delta_I_e_V_min_adam_batch3": dict(
         model="eprop_iaf_psc_delta", optimizer="adam", rec=dict(I_e=0.005, V_min=-0.6, t_ref=1.0),
         opt=dict(batch_size=3)),
+    # Mixed populations (three models in one recurrent population) with a kappa per neuron.
+    "mixed_psc_delta_adapt_psc_delta_iaf_adapt_kappa_per_neuron": dict(
+        model="eprop_iaf_psc_delta_adapt", optimizer="gradient_descent", opt=dict(optimize_each_step=False),
+        more_populations=[{"model": "eprop_iaf_psc_delta", "n": 10, "rec": {"t_ref": 2.0, "eprop_isi_trace_cutoff": 30}},
+                          {"model": "eprop_iaf_adapt", "n": 10}],
+        per_neuron={"kappa": [0.95 if j % 3 == 0 else 0.97 for j in range(40)]}),
 }
 
 
@@ -114,7 +120,7 @@ def recordings(mm, nodes, names, prefix):
 
 def run(model, out_dir, optimizer=None, n=100, rec=None, out=None, opt_overrides=None, *, n_in=None, n_rec=None,
         n_out=1, T=100, iterations=5, seed=1, setup="test", target_periods=None, final_update=None, flush_in=None,
-        description=None, record=False, threads=1):
+        description=None, record=False, threads=1, more_populations=None, per_neuron=None):
     """Builds and simulates one configuration; without overrides, test_eprop_regression's for `model`. `threads`: NEST's
     virtual processes (1 for the cross-validation; Benchmarks/online_side_by_side.py also times 2).
 
@@ -124,7 +130,10 @@ def run(model, out_dir, optimizer=None, n=100, rec=None, out=None, opt_overrides
     "example" (eprop_supervised_regression_sine-waves.py's: its surrogate width, gradient descent once per spike,
     its per-model weight scaling, the forced final update), target_periods (the periods of the superimposed sines,
     default the test's [1000, 500, 333, 200], identically 0 for T < 200), final_update (default: True for the
-    example), flush_in (flush_event_send_interval of the input parrots, default NEST's: none).
+    example), flush_in (flush_event_send_interval of the input parrots, default NEST's: none), more_populations (mixed
+    populations: a list of {"model", "n", "rec"}, created after the first population, which keeps n_rec minus their
+    sizes; each gets its model's settings of the setup, then "rec"), per_neuron ({name: [n_rec values]}, set on the
+    recurrent neurons one by one after they are created, e.g. a tau_m per neuron).
     """
     import nest
 
@@ -149,7 +158,7 @@ def run(model, out_dir, optimizer=None, n=100, rec=None, out=None, opt_overrides
     n_in, n_rec = (n_in or n), (n_rec or n)
 
     params_out = {"C_m": 1.0, "E_L": 0.0, "eprop_isi_trace_cutoff": 100, "I_e": 0.0, "tau_m": 30.0, "V_m": 0.0}
-    params_rec = {
+    base_rec = {
         "C_m": 1.0,
         "c_reg": 300.0 / T,
         "E_L": 0.0,
@@ -168,23 +177,38 @@ def run(model, out_dir, optimizer=None, n=100, rec=None, out=None, opt_overrides
         "V_th": 0.03,
     }
     if setup == "example":
-        params_rec["surrogate_gradient_width"] = 1.0 / 33.3
-    scale = 1.0 - params_rec["kappa"]
-    if model in ("eprop_iaf_psc_delta", "eprop_iaf_psc_delta_adapt"):
-        params_rec.update(V_reset=-0.5, c_reg=2.0 / T / scale**2, V_th=0.5)
-    elif model == "eprop_iaf_adapt":
-        if setup == "example":
-            params_rec.update(adapt_beta=0.0)
-        else:
-            params_rec.update(adapt_beta=0.0174, adapt_tau=2000.0, adaptation=0.0)
-    params_rec.update(rec or {})
+        base_rec["surrogate_gradient_width"] = 1.0 / 33.3
+    scale = 1.0 - base_rec["kappa"]
+
+    def model_params(m, overrides):
+        """The setup's parameters for recurrent model m, then `overrides`."""
+        p = dict(base_rec)
+        if m in ("eprop_iaf_psc_delta", "eprop_iaf_psc_delta_adapt"):
+            p.update(V_reset=-0.5, c_reg=2.0 / T / scale**2, V_th=0.5)
+        elif m == "eprop_iaf_adapt":
+            if setup == "example":
+                p.update(adapt_beta=0.0)
+            else:
+                p.update(adapt_beta=0.0174, adapt_tau=2000.0, adaptation=0.0)
+        p.update(overrides or {})
+        return p
+
+    params_rec = model_params(model, rec)
+    populations = [(model, n_rec - sum(g["n"] for g in more_populations or []), params_rec)]
+    populations += [(g["model"], g["n"], model_params(g["model"], g.get("rec"))) for g in more_populations or []]
+    assert populations[0][1] > 0, "more_populations leave no neuron to the first population"
     params_out.update(out or {})
 
     gen_in = nest.Create("spike_generator", n_in)
     nrns_in = nest.Create("parrot_neuron", n_in)
     if flush_in is not None:
         nrns_in.set(flush_event_send_interval=float(flush_in))
-    nrns_rec = nest.Create(model, n_rec, params_rec)
+    nrns_rec = nest.Create(model, populations[0][1], params_rec)
+    for m, k, p in populations[1:]:
+        nrns_rec += nest.Create(m, k, p)
+    for name, values in (per_neuron or {}).items():
+        assert len(values) == n_rec, name
+        nrns_rec.set({name: [float(v) for v in values]})
     nrns_out = nest.Create("eprop_readout", n_out, params_out)
     gen_target = nest.Create("step_rate_generator", n_out)
     gen_window = nest.Create("step_rate_generator")
@@ -343,6 +367,13 @@ def run(model, out_dir, optimizer=None, n=100, rec=None, out=None, opt_overrides
     for name, a in arrays.items():
         np.save(os.path.join(out_dir, name + ".npy"), a)
     extra = {}
+    first = 0
+    for q, (m, k, p) in enumerate(populations):
+        # Per-neuron values as lists, each population its slice.
+        p.update({name: [float(v) for v in values[first:first + k]] for name, values in (per_neuron or {}).items()})
+        if q > 0:
+            extra.setdefault("more_populations", []).append({"model": m, "n": k, "params_rec": p})
+        first += k
     if final_update:
         extra["final_update"] = True
     if flush_in is not None:
@@ -411,6 +442,7 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("--models", nargs="*", default=list(MODELS))
     p.add_argument("--variants", action="store_true", help="export the VARIANTS instead of the test's four networks")
+    p.add_argument("--only", nargs="*", help="with --variants: only these VARIANTS")
     p.add_argument("--config", metavar="JSON",
                    help="export one configuration into OUT: a JSON object with `model` and any of run()'s other "
                         "arguments (optimizer, n, rec, out, opt_overrides, n_in, n_rec, n_out, T, iterations, seed, "
@@ -428,8 +460,11 @@ def main():
         return
     if a.variants:
         for name, v in VARIANTS.items():
+            if a.only and name not in a.only:
+                continue
             loss, n = run(v["model"], os.path.join(a.out, name), optimizer=v["optimizer"], n=40, rec=v.get("rec"),
-                          out=v.get("out"), opt_overrides=v.get("opt"))
+                          out=v.get("out"), opt_overrides=v.get("opt"), more_populations=v.get("more_populations"),
+                          per_neuron=v.get("per_neuron"))
             print(name, "loss", list(loss), "recurrent spikes", n)
         return
     for m in a.models:

@@ -28,7 +28,10 @@ public struct OnlineRunSpec: Sendable {
 ///
 /// `params.json` holds NEST's names and units:
 /// - `model` (one of the four recurrent models), `n_in`, `n_rec`, `n_out`;
-/// - `params_rec` and `params_out`: the `SetStatus` dictionaries of the recurrent neurons and the readouts;
+/// - `params_rec` and `params_out`: the `SetStatus` dictionaries of the recurrent neurons and the readouts; a list
+///   instead of a number gives each neuron its own value (e.g. `tau_m`);
+/// - optionally `more_populations` (mixed populations): a list of `{"model", "n", "params_rec"}`, the neurons after the
+///   first population's, which has `n_rec` minus theirs;
 /// - `optimizer`: `eprop_synapse`'s `optimizer` dictionary (`type`, `batch_size`, `eta`, `optimize_each_step`,
 ///   `Wmin`, `Wmax`, Adam's `beta_1`, `beta_2`, `epsilon`);
 /// - `sequence_steps` (T), `iterations`, `simulated_steps` (T_sim), and optionally `final_update` (the examples'
@@ -70,9 +73,43 @@ public enum OnlineExport {
         guard let modelName = json["model"] as? String, let model = OnlineNeuronModel(rawValue: modelName) else {
             throw fail("model", "one of \(OnlineNeuronModel.allCases.map(\.rawValue).joined(separator: ", ")) required")
         }
-        var recurrent = OnlineRecurrentParameters(model: model)
-        try apply(json["params_rec"], named: "params_rec", in: file, to: &recurrent)
-        var p = OnlineNetworkParameters(nIn: try int("n_in"), nRec: try int("n_rec"), nOut: try int("n_out"), recurrent: recurrent)
+        let nRec = try int("n_rec")
+        // The recurrent populations: the first (model, params_rec) and `more_populations`; a list value gives each
+        // neuron of its population its own value (NEST's SetStatus with a list).
+        var populations: [(model: OnlineNeuronModel, count: Int, params: Any?, name: String)] = []
+        var others = 0
+        if let more = json["more_populations"] {
+            guard let list = more as? [[String: Any]] else { throw fail("more_populations", "a list of {model, n, params_rec} required") }
+            for (q, g) in list.enumerated() {
+                let name = "more_populations[\(q)]"
+                guard let m = (g["model"] as? String).flatMap(OnlineNeuronModel.init(rawValue:)) else {
+                    throw fail("\(name).model", "one of \(OnlineNeuronModel.allCases.map(\.rawValue).joined(separator: ", ")) required")
+                }
+                guard let k = g["n"] as? Double, k == k.rounded(), k >= 1 else { throw fail("\(name).n", "an integer >= 1 required") }
+                populations.append((m, Int(k), g["params_rec"], "\(name).params_rec"))
+                others += Int(k)
+            }
+        }
+        guard nRec > others else { throw fail("n_rec", "more neurons than more_populations hold (\(others)) required") }
+        populations.insert((model, nRec - others, json["params_rec"], "params_rec"), at: 0)
+        var groups: [OnlineRecurrentGroup] = []
+        for pop in populations {
+            guard let d = pop.params as? [String: Any] else { throw OnlineParameterError("\(file): \(pop.name)", "an object required") }
+            let perNeuron = d.filter { $0.value is [Any] }
+            for (key, list) in perNeuron where (list as! [Any]).count != pop.count {
+                throw OnlineParameterError("\(file): \(pop.name).\(key)", "one value per neuron (\(pop.count)) required")
+            }
+            for k in 0..<(perNeuron.isEmpty ? 1 : pop.count) {
+                var r = OnlineRecurrentParameters(model: pop.model)
+                try apply(d.mapValues { ($0 as? [Any])?[k] ?? $0 }, named: pop.name, in: file, to: &r)
+                let count = perNeuron.isEmpty ? pop.count : 1
+                if let last = groups.last, last.parameters == r { groups[groups.count - 1].count += count } else {
+                    groups.append(OnlineRecurrentGroup(count: count, parameters: r))
+                }
+            }
+        }
+        var p = OnlineNetworkParameters(nIn: try int("n_in"), nRec: nRec, nOut: try int("n_out"), recurrent: groups[0].parameters)
+        p.moreRecurrent = Array(groups.dropFirst())
         try apply(json["params_out"], named: "params_out", in: file, to: &p.readout)
         try apply(json["optimizer"], named: "optimizer", in: file, to: &p.optimizer)
         if json["flush_event_send_interval_in"] != nil {
@@ -124,7 +161,7 @@ public enum OnlineExport {
             }
             return a.values.map { Int($0) }
         }
-        let (nIn, nRec, nOut) = (p.nIn, p.nRec, p.nOut)
+        let (nIn, nOut) = (p.nIn, p.nOut)
         let weights = OnlineWeights(
             wIn: try array("w_in_rec_init.npy", [[nRec, nIn]]), wRec: try array("w_rec_rec_init.npy", [[nRec, nRec]]),
             wOut: try array("w_rec_out_init.npy", [[nOut, nRec]]), feedback: try array("w_out_rec_feedback.npy", [[nRec, nOut]]),

@@ -18,20 +18,27 @@ func onlineSurrogate<S: Scalar>(_ kind: SurrogateGradient, refractory: Bool, v: 
     }
 }
 
-/// The recurrent population: parameters as S, NEST's `State_` per neuron, and the history entries the
+/// The recurrent population: its groups' parameters as S, NEST's `State_` per neuron, and the history entries the
 /// synapses read two steps later (spec §3.1).
 final class OnlineRecurrentPopulation<S: Scalar> {
+    /// The neurons of one group (`OnlineRecurrentGroup`): their range and constants (NEST `Variables_`), as S.
+    struct Group {
+        let range: Range<Int>
+        let model: OnlineNeuronModel
+        let surrogate: SurrogateGradient
+        let refractoryInput: Bool
+        let alpha: S, pI: S, rho: S, beta: S, vTh: S, vReset: S, vMin: S, iE: S, height: S, width: S
+        let kappaReg: S, oneMinusKappaReg: S, cReg: S, fTargetPerStep: S
+        /// E_L (mV), tau_m (ms, Double, for the `refractory_input` decay exp(-r dt / tau_m)).
+        let eL: Double, tauMms: Double
+        let nRef: Int
+    }
+
     /// nRec.
     let n: Int
-    let model: OnlineNeuronModel
-    let surrogate: SurrogateGradient
-    let refractoryInput: Bool
-    /// Propagators and parameters (NEST `Variables_`), as S.
-    let alpha: S, pI: S, rho: S, beta: S, vTh: S, vReset: S, vMin: S, iE: S, height: S, width: S
-    let kappaReg: S, oneMinusKappaReg: S, cReg: S, fTargetPerStep: S, dt: S
-    /// dt and tau_m (ms, Double), for the `refractory_input` decay exp(-r dt / tau_m).
-    let dtMs: Double, tauMms: Double
-    let nRef: Int
+    let groups: [Group]
+    let dt: S
+    let dtMs: Double
 
     // MARK: State, [nRec] each.
     /// v (mV, relative to E_L), after the reset of the current step.
@@ -55,27 +62,31 @@ final class OnlineRecurrentPopulation<S: Scalar> {
     var psi: [S]
     var fReg: [S]
 
-    init(_ p: OnlineRecurrentParameters, count: Int, resolution dtMs: Double) {
-        let c = OnlineRecurrentConstants(p, dt: dtMs)
-        n = count
-        model = p.model
-        surrogate = p.surrogateGradient
-        refractoryInput = p.refractoryInput
-        (alpha, pI, rho, beta) = (S(c.alpha), S(c.pI), S(c.rho), S(c.beta))
-        (vTh, vReset, vMin, iE) = (S(c.vTh), S(c.vReset), S(c.vMin), S(p.iE))
-        (height, width) = (S(p.surrogateHeight), S(p.surrogateWidth))
-        (kappaReg, oneMinusKappaReg, cReg) = (S(p.kappaReg), S(1 - p.kappaReg), S(p.cReg))
-        (fTargetPerStep, dt) = (S(c.fTargetPerStep), S(dtMs))
-        (self.dtMs, tauMms) = (dtMs, p.tauM)
-        nRef = c.nRef
-        let z = [S](repeating: 0, count: count)
+    init(_ groups: [OnlineRecurrentGroup], resolution dtMs: Double) {
+        var first = 0
+        self.groups = groups.map { g in
+            let p = g.parameters, c = OnlineRecurrentConstants(p, dt: dtMs)
+            defer { first += g.count }
+            return Group(
+                range: first..<first + g.count, model: p.model, surrogate: p.surrogateGradient, refractoryInput: p.refractoryInput,
+                alpha: S(c.alpha), pI: S(c.pI), rho: S(c.rho), beta: S(c.beta), vTh: S(c.vTh), vReset: S(c.vReset),
+                vMin: S(c.vMin), iE: S(p.iE), height: S(p.surrogateHeight), width: S(p.surrogateWidth), kappaReg: S(p.kappaReg),
+                oneMinusKappaReg: S(1 - p.kappaReg), cReg: S(p.cReg), fTargetPerStep: S(c.fTargetPerStep), eL: p.eL,
+                tauMms: p.tauM, nRef: c.nRef)
+        }
+        n = first
+        (dt, self.dtMs) = (S(dtMs), dtMs)
+        let z = [S](repeating: 0, count: n)
         (v, a, zPrev, iIn, refrBuffer, fAv) = (z, z, z, z, z, z)
-        r = [Int](repeating: 0, count: count)
+        r = [Int](repeating: 0, count: n)
         // NEST's initial V_th_adapt is V_th.
-        vThAdapt = [S](repeating: S(c.vTh), count: count)
-        psi = [S](repeating: 0, count: 2 * count)
+        vThAdapt = self.groups.flatMap { [S](repeating: $0.vTh, count: $0.range.count) }
+        psi = [S](repeating: 0, count: 2 * n)
         fReg = psi
     }
+
+    /// E_L of neuron j (mV).
+    func eL(_ j: Int) -> Double { groups.first { $0.range.contains(j) }!.eL }
 
     /// One NEST update step t of every recurrent neuron (§1.1-§1.4, §1.6).
     /// - input: [nRec] summed weighted spikes of stamp t (mV).
@@ -83,8 +94,7 @@ final class OnlineRecurrentPopulation<S: Scalar> {
     @_specialize(where S == Float)
     @_specialize(where S == Double)
     func update(step t: Int, input: UnsafePointer<S>, z: UnsafeMutablePointer<S>) {
-        let slot = (t & 1) * n
-        let pscDelta = model.isPscDelta, adaptive = model.isAdaptive
+        let slot = (t & 1) * n, dt = dt, dtMs = dtMs
         v.withUnsafeMutableBufferPointer { v in
         r.withUnsafeMutableBufferPointer { r in
         a.withUnsafeMutableBufferPointer { a in
@@ -95,7 +105,12 @@ final class OnlineRecurrentPopulation<S: Scalar> {
         fAv.withUnsafeMutableBufferPointer { f in
         psi.withUnsafeMutableBufferPointer { psi in
         fReg.withUnsafeMutableBufferPointer { fReg in
-            for j in 0..<n {
+          for g in groups {
+            let pscDelta = g.model.isPscDelta, adaptive = g.model.isAdaptive, surrogate = g.surrogate
+            let (alpha, pI, rho, beta, vTh, vReset, vMin, iE) = (g.alpha, g.pI, g.rho, g.beta, g.vTh, g.vReset, g.vMin, g.iE)
+            let (height, width, kappaReg, oneMinusKappaReg, cReg) = (g.height, g.width, g.kappaReg, g.oneMinusKappaReg, g.cReg)
+            let (fTargetPerStep, nRef, refractoryInput, tauMms) = (g.fTargetPerStep, g.nRef, g.refractoryInput, g.tauMms)
+            for j in g.range {
                 var spike = false
                 if !pscDelta {
                     // eprop_iaf(_adapt): the countdown first; v integrates every input, also while refractory.
@@ -160,6 +175,7 @@ final class OnlineRecurrentPopulation<S: Scalar> {
                 f[j] = kappaReg * f[j] + oneMinusKappaReg * zj / dt
                 fReg[slot + j] = cReg * (f[j] - fTargetPerStep)
             }
+          }
         }}}}}}}}}}
     }
 }

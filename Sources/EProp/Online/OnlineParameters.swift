@@ -126,6 +126,14 @@ func nestSteps(_ ms: Double, _ dt: Double) -> Int {
     ms.isInfinite ? Int.max : Int((ms / dt).rounded())
 }
 
+/// `count` recurrent neurons of one model with one parameter set (in NEST: one `Create`).
+public struct OnlineRecurrentGroup: Codable, Equatable, Sendable {
+    public var count: Int
+    public var parameters: OnlineRecurrentParameters
+
+    public init(count: Int, parameters: OnlineRecurrentParameters) { (self.count, self.parameters) = (count, parameters) }
+}
+
 /// Parameters of the readouts (`eprop_readout`; §1.7, §1.10).
 public struct OnlineReadoutParameters: Codable, Equatable, Sendable {
     /// `C_m` (pF).
@@ -202,7 +210,12 @@ public struct OnlineNetworkParameters: Codable, Equatable, Sendable {
     public var nOut: Int
     /// `resolution` (ms): the time step dt.
     public var resolution = 1.0
+    /// The recurrent neurons' parameters: all nRec of them, or the first nRec - (the counts of `moreRecurrent`).
     public var recurrent: OnlineRecurrentParameters
+    /// Mixed populations (NEST: several `Create` calls joined into one recurrent population, e.g. `eprop_iaf` and
+    /// `eprop_iaf_adapt`, or neurons with their own tau_m): the groups after the first, in neuron order. Empty: one
+    /// population.
+    public var moreRecurrent: [OnlineRecurrentGroup] = []
     public var readout = OnlineReadoutParameters()
     public var optimizer = OnlineOptimizerParameters()
     /// `flush_event_send_interval` (ms) of the input parrot neurons (NEST default infinity).
@@ -213,19 +226,38 @@ public struct OnlineNetworkParameters: Codable, Equatable, Sendable {
         (self.nIn, self.nRec, self.nOut, self.recurrent) = (nIn, nRec, nOut, recurrent)
     }
 
+    /// Every recurrent group in neuron order: the first (`recurrent`) and `moreRecurrent`.
+    public var recurrentGroups: [OnlineRecurrentGroup] {
+        [OnlineRecurrentGroup(count: nRec - moreRecurrent.reduce(0) { $0 + $1.count }, parameters: recurrent)] + moreRecurrent
+    }
+
+    /// The parameters of recurrent neuron j.
+    public func recurrentParameters(ofNeuron j: Int) -> OnlineRecurrentParameters {
+        var first = 0
+        for g in recurrentGroups {
+            if j < first + g.count { return g.parameters }
+            first += g.count
+        }
+        preconditionFailure("neuron \(j) of \(nRec)")
+    }
+
     public func validate() throws {
         try requireOnline(nIn > 0, "nIn", "nIn > 0 required")
         try requireOnline(nRec > 0, "nRec", "nRec > 0 required")
         try requireOnline(nOut > 0, "nOut", "nOut > 0 required")
         try requireOnline(resolution > 0, "resolution", "resolution > 0 required")
-        try recurrent.validate(resolution: resolution)
+        try requireOnline(
+            moreRecurrent.allSatisfy { $0.count > 0 } && recurrentGroups[0].count > 0, "moreRecurrent",
+            "groups of at least one neuron, leaving at least one of nRec = \(nRec) to the first, required")
+        for g in recurrentGroups { try g.parameters.validate(resolution: resolution) }
         try readout.validate(resolution: resolution)
         try optimizer.validate()
         try requireOnline(
             inputFlushEventSendInterval > 0, "flush_event_send_interval", "flush_event_send_interval > 0 required (inputs)")
         if algorithm == .everyStep {
             try requireOnline(
-                recurrent.isiTraceCutoff.isInfinite && readout.isiTraceCutoff.isInfinite, "eprop_isi_trace_cutoff",
+                recurrentGroups.allSatisfy { $0.parameters.isiTraceCutoff.isInfinite } && readout.isiTraceCutoff.isInfinite,
+                "eprop_isi_trace_cutoff",
                 "an infinite cutoff (recurrent and readout) required by the every-step algorithm (use the exact one)")
             try requireOnline(
                 optimizer.optimizeEachStep, "optimizer.optimize_each_step",

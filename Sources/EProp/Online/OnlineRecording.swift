@@ -27,7 +27,9 @@ struct OnlineRecording {
     init(_ options: RecordingOptions, parameters p: OnlineNetworkParameters, recordedSteps: Int) {
         self.options = options
         nRecord = min(options.nRecord, p.nRec)
-        recNames = ["V_m", "surrogate_gradient", "learning_signal"] + (p.recurrent.model.isAdaptive ? ["V_th_adapt", "adaptation"] : [])
+        // The adaptive recordables where every recorded neuron has them (NEST refuses them on the others).
+        let adaptive = (0..<nRecord).allSatisfy { p.recurrentParameters(ofNeuron: $0).model.isAdaptive }
+        recNames = ["V_m", "surrogate_gradient", "learning_signal"] + (adaptive ? ["V_th_adapt", "adaptation"] : [])
         func reserved(_ count: Int) -> [[Double]] {
             (0..<count).map { _ in var a: [Double] = []; a.reserveCapacity(recordedSteps); return a }
         }
@@ -51,9 +53,10 @@ struct OnlineRecording {
     mutating func sample<S: Scalar>(_ sim: OnlineSimulation<S>) {
         let t = sim.time - 1
         times.append(Double(t + 1) * sim.parameters.resolution)
-        let r = sim.recurrent, eL = sim.parameters.recurrent.eL, slot = (t & 1) * r.n
+        let r = sim.recurrent, slot = (t & 1) * r.n
         // In the order of recNames and outNames.
         for j in 0..<nRecord {
+            let eL = r.eL(j)
             rec[j].append(Double(r.v[j]) + eL)
             rec[nRecord + j].append(Double(r.psi[slot + j]))
             rec[2 * nRecord + j].append(Double(sim.learningSignal[j]))

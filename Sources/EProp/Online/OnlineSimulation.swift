@@ -278,8 +278,9 @@ public final class OnlineSimulation<S: Scalar> {
     let nIn: Int, nRec: Int, nOut: Int
     let recurrent: OnlineRecurrentPopulation<S>
     let readout: OnlineReadoutPopulation<S>
-    let inRec: OnlineProjection<S>
-    let recRec: OnlineProjection<S>
+    /// Input -> recurrent and recurrent -> recurrent: one projection per class of targets (one for a single population).
+    let inRec: [OnlineProjection<S>]
+    let recRec: [OnlineProjection<S>]
     let recOut: OnlineProjection<S>
     let everyStep: Bool
     /// B [nRec, nOut].
@@ -312,7 +313,9 @@ public final class OnlineSimulation<S: Scalar> {
     let lastEventInput: UnsafeMutablePointer<Int>
     let lastEventRec: UnsafeMutablePointer<Int>
     /// Flush intervals in steps (`Int.max`: none).
-    let flushInput: Int, flushRec: Int
+    let flushInput: Int
+    /// [nRec]: each recurrent neuron's own interval.
+    let flushRec: [Int]
     /// Which inputs spike with the current stamp: [nIn].
     let inputSpikesNow: UnsafeMutablePointer<Bool>
     /// Weight recorder: followed senders [nIn], [nRec].
@@ -378,17 +381,39 @@ public final class OnlineSimulation<S: Scalar> {
         }
         (self.nIn, self.nRec, self.nOut) = (nIn, nRec, nOut)
         let dt = p.resolution
-        recurrent = OnlineRecurrentPopulation(p.recurrent, count: nRec, resolution: dt)
+        recurrent = OnlineRecurrentPopulation(p.recurrentGroups, resolution: dt)
         readout = OnlineReadoutPopulation(p.readout, count: nOut, resolution: dt)
-        let rc = OnlineRecurrentConstants(p.recurrent, dt: dt), r = p.recurrent
-        inRec = OnlineProjection(
-            nPre: nIn, nPost: nRec, target: .recurrent, adaptive: r.model.isAdaptive, excludeDiagonal: false,
-            cutoff: rc.cutoff, alpha: rc.alpha, kappa: r.kappa, kappaReg: r.kappaReg, rho: rc.rho, beta: rc.beta,
-            optimizer: o, weights: weights.wIn, mask: weights.maskIn)
-        recRec = OnlineProjection(
-            nPre: nRec, nPost: nRec, target: .recurrent, adaptive: r.model.isAdaptive, excludeDiagonal: true,
-            cutoff: rc.cutoff, alpha: rc.alpha, kappa: r.kappa, kappaReg: r.kappaReg, rho: rc.rho, beta: rc.beta,
-            optimizer: o, weights: weights.wRec, mask: weights.maskRec)
+        // The synapses onto recurrent neurons, one projection per class of targets with the same synapse constants
+        // (z_bar filter, kappa, kappa_reg, adaptation, cutoff): z_bar is then one per presynaptic neuron and class.
+        var classes: [(key: [Double], parameters: OnlineRecurrentParameters, members: [Bool])] = []
+        var flushRec = [Int](repeating: Int.max, count: nRec)
+        for j in 0..<nRec {
+            let r = p.recurrentParameters(ofNeuron: j), c = OnlineRecurrentConstants(r, dt: dt)
+            flushRec[j] = c.flushInterval
+            let key = [c.alpha, r.kappa, r.kappaReg, c.rho, c.beta, r.model.isAdaptive ? 1 : 0, Double(c.cutoff)]
+            if let k = classes.firstIndex(where: { $0.key == key }) {
+                classes[k].members[j] = true
+            } else {
+                classes.append((key, r, (0..<nRec).map { $0 == j }))
+            }
+        }
+        func projections(nPre: Int, weights w: [Double], mask: [Bool]?, diagonal: Bool) -> [OnlineProjection<S>] {
+            classes.map { cls in
+                let r = cls.parameters, c = OnlineRecurrentConstants(r, dt: dt)
+                // One class: the given connectivity; several: each class's targets of it.
+                let classMask = classes.count == 1 ? mask : (0..<nRec * nPre).map { q in
+                    let (j, i) = (q / nPre, q % nPre)
+                    return cls.members[j] && (mask?[q] ?? !(diagonal && i == j))
+                }
+                return OnlineProjection(
+                    nPre: nPre, nPost: nRec, target: .recurrent, adaptive: r.model.isAdaptive, excludeDiagonal: diagonal,
+                    cutoff: c.cutoff, alpha: c.alpha, kappa: r.kappa, kappaReg: r.kappaReg, rho: c.rho, beta: c.beta,
+                    optimizer: o, weights: w, mask: classMask)
+            }
+        }
+        inRec = projections(nPre: nIn, weights: weights.wIn, mask: weights.maskIn, diagonal: false)
+        recRec = projections(nPre: nRec, weights: weights.wRec, mask: weights.maskRec, diagonal: true)
+        self.flushRec = flushRec
         recOut = OnlineProjection(
             nPre: nRec, nPost: nOut, target: .readout, adaptive: false, excludeDiagonal: false,
             cutoff: nestSteps(p.readout.isiTraceCutoff, dt), alpha: Foundation.exp(-dt / p.readout.tauM), kappa: 0,
@@ -409,7 +434,6 @@ public final class OnlineSimulation<S: Scalar> {
         lastEventInput = buffer(nIn, 0)
         lastEventRec = buffer(nRec, 0)
         flushInput = nestSteps(p.inputFlushEventSendInterval, dt)
-        flushRec = rc.flushInterval
         inputSpikesNow = buffer(nIn, false)
         loss.reserveCapacity(s.iterations)
         // Room for a mean rate of 100 Hz at dt = 1 ms, so that recording does not allocate in the loop.
@@ -429,23 +453,28 @@ public final class OnlineSimulation<S: Scalar> {
     /// NEST's `SetStatus` of the optimizer's eta between two `simulate` calls (the first change is what every
     /// synapse's first step uses, spec §6.12).
     public func setEta(_ eta: Double) {
-        for p in [inRec, recRec, recOut] { p.optimizer.setEta(eta) }
+        for p in inRec + recRec + [recOut] { p.optimizer.setEta(eta) }
     }
 
     /// The weights of a projection, `[post, pre]`: NEST's stored weights (`stored`, what GetStatus reads after
     /// Simulate: as of the presynaptic neuron's last spike, or flush event in per-step mode) or the current ones.
     public func weights(_ kind: OnlineProjectionKind, stored: Bool = true) -> [Double] {
-        projection(kind).weights(stored: stored)
+        // The classes hold disjoint targets: their matrices add up.
+        let parts = projections(kind).map { $0.weights(stored: stored) }
+        return parts.dropFirst().reduce(parts[0]) { zip($0, $1).map(+) }
     }
 
     /// Where a projection has synapses, `[post, pre]`.
-    public func mask(_ kind: OnlineProjectionKind) -> [Bool] { projection(kind).mask() }
+    public func mask(_ kind: OnlineProjectionKind) -> [Bool] {
+        let parts = projections(kind).map { $0.mask() }
+        return parts.dropFirst().reduce(parts[0]) { zip($0, $1).map { $0 || $1 } }
+    }
 
-    func projection(_ kind: OnlineProjectionKind) -> OnlineProjection<S> {
+    func projections(_ kind: OnlineProjectionKind) -> [OnlineProjection<S>] {
         switch kind {
         case .inputToRecurrent: inRec
         case .recurrentToRecurrent: recRec
-        case .recurrentToReadout: recOut
+        case .recurrentToReadout: [recOut]
         }
     }
 
@@ -499,10 +528,13 @@ public final class OnlineSimulation<S: Scalar> {
                 let slot = (tau & 1) * nRec
                 let psiTau = psi.baseAddress! + slot, fTau = fReg.baseAddress! + slot
                 let Lp = UnsafePointer(L)
-                inRec.processEntry(
-                    tau: tau, arrival: UnsafePointer(arrival), psi: psiTau, fReg: fTau, learningSignal: Lp,
-                    everyStep: everyStep)
-                recRec.processEntry(tau: tau, arrival: zArr, psi: psiTau, fReg: fTau, learningSignal: Lp, everyStep: everyStep)
+                for p in inRec {
+                    p.processEntry(
+                        tau: tau, arrival: UnsafePointer(arrival), psi: psiTau, fReg: fTau, learningSignal: Lp, everyStep: everyStep)
+                }
+                for p in recRec {
+                    p.processEntry(tau: tau, arrival: zArr, psi: psiTau, fReg: fTau, learningSignal: Lp, everyStep: everyStep)
+                }
                 recOut.processEntry(
                     tau: tau, arrival: zArr, psi: UnsafePointer(err + (tau & 3) * nOut), fReg: fTau, learningSignal: Lp,
                     everyStep: everyStep)
@@ -528,29 +560,31 @@ public final class OnlineSimulation<S: Scalar> {
             for q in inputs {
                 let i = Int(s.inputIndices[q])
                 inputSpikesNow[i] = true
-                inRec.spike(column: i, stamp: t)
+                for p in inRec { p.spike(column: i, stamp: t) }
                 if recordInput[i] { recordWeights(stamp: t, sender: i, input: true) }
-                inRec.transmit(column: i, into: rIn)
+                for p in inRec { p.transmit(column: i, into: rIn) }
                 lastEventInput[i] = t - 1
             }
             if flushInput != Int.max {
                 // Parrots that did not spike in step t - 1 send a flush event (stamp t) when one is due.
                 for i in 0..<nIn where !inputSpikesNow[i] && lastEventInput[i] > 0 && t - 1 - lastEventInput[i] >= flushInput {
-                    inRec.flush(column: i)
+                    for p in inRec { p.flush(column: i) }
                     lastEventInput[i] = t - 1
                 }
             }
             if t >= 1 {
                 for i in 0..<nRec {
                     if zPrev[i] != 0 {
-                        recRec.spike(column: i, stamp: t)
-                        recRec.transmit(column: i, into: rIn)
+                        for p in recRec {
+                            p.spike(column: i, stamp: t)
+                            p.transmit(column: i, into: rIn)
+                        }
                         recOut.spike(column: i, stamp: t)
                         recOut.transmit(column: i, into: rOut)
                         if recordRecurrent[i] { recordWeights(stamp: t, sender: i, input: false) }
                         lastEventRec[i] = t - 1
-                    } else if flushRec != Int.max && lastEventRec[i] > 0 && t - 1 - lastEventRec[i] >= flushRec {
-                        recRec.flush(column: i)
+                    } else if flushRec[i] != Int.max && lastEventRec[i] > 0 && t - 1 - lastEventRec[i] >= flushRec[i] {
+                        for p in recRec { p.flush(column: i) }
                         recOut.flush(column: i)
                         lastEventRec[i] = t - 1
                     }
@@ -577,12 +611,12 @@ public final class OnlineSimulation<S: Scalar> {
         // Only existing synapses log (no autapse, nothing where a mask is false).
         if input {
             for j in r.recurrentTargets {
-                guard let w = inRec.weight(pre: i, post: j) else { continue }
+                guard let w = inRec.lazy.compactMap({ $0.weight(pre: i, post: j) }).first else { continue }
                 weightRecord.append(stamp: t, senderPopulation: 0, sender: i, targetPopulation: 0, target: j, weight: Double(w))
             }
         } else {
             for j in r.recurrentTargets {
-                guard let w = recRec.weight(pre: i, post: j) else { continue }
+                guard let w = recRec.lazy.compactMap({ $0.weight(pre: i, post: j) }).first else { continue }
                 weightRecord.append(stamp: t, senderPopulation: 1, sender: i, targetPopulation: 0, target: j, weight: Double(w))
             }
             for k in r.readoutTargets {
