@@ -7,7 +7,7 @@ NEST's own Simulate timer, kernel status `time_simulate`), and eprop-dense train
 (eprop-dense --init EXPORT --out RUN --force --quiet --precision float|double --record-iterations none). NEST and
 eprop-dense alternate run by run; a row's ratio is the median of the pair-by-pair ratios (NEST run i against the
 eprop-dense run right after it), as Benchmarks/side_by_side.py does for the legacy generation. One thread each, and
-NEST with 2 threads against eprop-dense with one (its online engine runs on one thread).
+two threads each.
 
     .venv/bin/python Benchmarks/online_side_by_side.py [--rounds N] [--quick] [--only GROUP[,GROUP]] [--out DIR]
     .venv/bin/python Benchmarks/online_side_by_side.py --render Benchmarks/results/online_side_by_side-DATE.json
@@ -28,8 +28,9 @@ Groups:
             on a synthetic N-MNIST folder (notebooks-data/nmnist_synthetic.py: NMNIST_DATA below, N-MNIST's file
             format), 2 training and 1 test iteration of groups of 10 samples: 30 sequences.
             Target (issue 12): >= 100x NEST per training sequence.
-  threads   the example and the N-MNIST network with NEST on 2 threads (total_num_virtual_procs 2) against
-            eprop-dense on one, Float64 and Float32.
+  threads   the example and the N-MNIST network with 2 threads each (NEST: total_num_virtual_procs 2; eprop-dense:
+            --threads 2, which starts no helper for networks below 131 072 synapses, these two among them: it then runs
+            on one thread), Float64 and Float32.
   modes     eprop-dense alone: what the exact lazy semantics cost against the every-step path (spec §5.3). On the
             example's network and on the N-MNIST-sized one: (a) NEST's settings (cutoff 100, per spike), exact
             algorithm; (b) cutoff infinite, optimize_each_step, exact algorithm; (c) the same, every-step algorithm
@@ -139,10 +140,10 @@ def nest_run(config, out):
             "s_per_sequence": t["simulate_s"] / sequences(config)}
 
 
-def engine_run(init, out, precision, per_iteration=1):
+def engine_run(init, out, precision, per_iteration=1, threads=1):
     """eprop-dense on an export; `per_iteration`: sequences in one iteration (the N-MNIST example's group size)."""
     cmd = [ENGINE, "--init", init, "--out", out, "--force", "--quiet", "--precision", precision,
-           "--record-iterations", "none"]
+           "--record-iterations", "none", "--threads", str(threads)]
     load = load1()
     wall, peak = sbs.run_measured(cmd)
     with open(os.path.join(out, "run.json")) as f:
@@ -251,8 +252,8 @@ def main():
         for name, group, config, what in (
                 ("example", "example", EXAMPLE, example_what + ", 1 thread each"),
                 ("nmnist", "nmnist", nmnist, nmnist_what + ", 1 thread each"),
-                ("example_2threads", "threads", with_threads(EXAMPLE, 2), example_what + ", NEST 2 threads, eprop-dense 1"),
-                ("nmnist_2threads", "threads", with_threads(nmnist, 2), nmnist_what + ", NEST 2 threads, eprop-dense 1")):
+                ("example_2threads", "threads", with_threads(EXAMPLE, 2), example_what + ", 2 threads each"),
+                ("nmnist_2threads", "threads", with_threads(nmnist, 2), nmnist_what + ", 2 threads each")):
             if group not in groups and not ("modes" in groups and name in ("example", "nmnist")):
                 continue
             pairs = {"double": [], "float": []}
@@ -264,7 +265,7 @@ def main():
                     break
                 for precision in ("double", "float"):
                     er = engine_run(n_dir, os.path.join(tmp, f"eng_{name}_{precision}_{r}"), precision,
-                                    config.get("group_size", 1))
+                                    config.get("group_size", 1), config.get("threads", 1))
                     pairs[precision].append((nr, er))
                     print(f"{name} round {r} {precision}: NEST {nr['s_per_sequence']:.4f} s/sequence, eprop-dense "
                           f"{er['s_per_sequence'] * 1e3:.3f} ms/sequence, ratio {nr['s_per_sequence'] / er['s_per_sequence']:.1f}x "

@@ -62,7 +62,8 @@ extension EPropDense {
         let folder = try RunFolder(URL(fileURLWithPath: output.out ?? RunFolder.defaultName(under: "runs")), replace: output.force)
         let quiet = output.quiet
         let summary = try OnlineRun.train(
-            spec, precision: engine.precision ?? .float, recording: try recording(), in: folder, commandLine: CommandLine.arguments,
+            spec, precision: engine.precision ?? .float, recording: try recording(), threads: engine.threads ?? 1, in: folder,
+            commandLine: CommandLine.arguments,
             gitCommit: Provenance.gitCommit()
         ) { n, loss, seconds in
             if !quiet { print(String(format: "iteration %5d  loss %.8f  time %.4f s", n + 1, loss, seconds)) }
@@ -74,20 +75,22 @@ extension EPropDense {
     }
 
     /// Every option given is used or refused by name: the online path takes --out, --force, --quiet, --precision,
-    /// the recording options and the configuration fields in `allowing`; any other option (a legacy parameter or a feature the online
+    /// --threads, the recording options and the configuration fields in `allowing`; any other option (a legacy parameter or a feature the online
     /// path does not have yet) is refused, saying why (`source`).
     private func refuseOptionsTheOnlineRunDoesNotTake(source: String, allowing: Set<String> = [], features allowedFeatures: Set<String> = []) throws {
         let base = TrainingConfig.defaults(for: .infiniteLoop)
         var asked = base
         applyOptions(to: &asked)
         asked.precision = base.precision
-        let changed = Self.differences(base, asked).map { $0.components(separatedBy: " (").first ?? $0 }.filter { !allowing.contains($0) }
+        // Every online run takes --threads (OnlineSimulation's helper threads).
+        let changed = Self.differences(base, asked).map { $0.components(separatedBy: " (").first ?? $0 }
+            .filter { !allowing.contains($0) && $0 != "threads" }
         let features = [
             ("resume", output.resume != nil), ("evaluate", output.evaluate != nil), ("checkpoint-every", output.checkpointEvery != nil),
             ("profile-phases", output.profilePhases), ("plot", output.plot), ("print-config", output.printConfig),
             ("input", task.input != nil), ("target", task.target != nil), ("train-data", task.trainData != nil), ("test-data", task.testData != nil),
             ("task", task.task != nil && task.`init` != nil), ("model", neuron.model != nil && task.`init` != nil),
-            ("threads", engine.threads != nil), ("kernel", engine.kernel != nil), ("gradient", engine.gradient != nil),
+            ("kernel", engine.kernel != nil), ("gradient", engine.gradient != nil),
             ("group-size", task.groupSize != nil), ("test-iterations", task.testIterations != nil),
         ].filter { $0.1 && !allowedFeatures.contains($0.0) }.map { "--\($0.0)" }
         if let first = features.first { throw ValidationError("invalid \(first): \(source)") }

@@ -236,7 +236,7 @@ public struct EngineOptions: ParsableArguments {
     public var kernel: KernelChoice?
     @Flag(inversion: .prefixedNo, help: "Also compute the BPTT gradient of every batch (not used for training) and write the cosine similarity and norm ratio of the e-prop gradient against it, per weight matrix (gradient_cosine.npy, gradient_norm_ratio.npy, loss.csv) (default: off).")
     public var compareGradients: Bool?
-    @Option(help: "Worker threads; each simulates fixed groups of 8 sequences of a batch (results do not depend on it; default: 1).")
+    @Option(help: "Worker threads; each simulates fixed groups of 8 sequences of a batch; the online generation shares each step's synapse columns among them (results do not depend on it; default: 1).")
     public var threads: Int?
     @Option(help: "OpenBLAS threads inside each worker (the BLAS kernel's calls are small: 1 is fastest).")
     public var blasThreads = 1

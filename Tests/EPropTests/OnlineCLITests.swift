@@ -162,11 +162,15 @@ final class OnlineCLITests: XCTestCase {
     func testCommandLineRefusesOptionsTheExportDoesNotTake() throws {
         try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: binary.path), "eprop-dense not built at \(binary.path)")
         let nest = regression.appendingPathComponent("eprop_iaf").path, out = tmp.appendingPathComponent("refused").path
-        for (args, named) in [(["--eta", "0.1"], "--eta"), (["--threads", "2"], "--threads"), (["--kernel", "blas"], "--kernel")] {
+        for (args, named) in [(["--eta", "0.1"], "--eta"), (["--gradient", "bptt"], "--gradient"), (["--kernel", "blas"], "--kernel")] {
             let r = try runCLI(["--init", nest, "--out", out] + args)
             XCTAssertEqual(r.status, 64, "\(args): \(r.stderr)")
             XCTAssertTrue(r.stderr.contains(named), "\(args): \(r.stderr)")
             XCTAssertFalse(FileManager.default.fileExists(atPath: out), "nothing written for \(args)")
         }
+        // --threads is taken (recorded in run.json; this network is below the helpers' threshold).
+        let r = try runCLI(["--init", nest, "--out", out, "--threads", "2", "--quiet"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(try String(contentsOfFile: out + "/run.json", encoding: .utf8).contains("\"threads\" : 2"))
     }
 }

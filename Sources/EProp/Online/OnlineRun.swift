@@ -25,25 +25,25 @@ public struct OnlineRunSummary: Sendable {
 /// - `run.json`: the parameters, the source folder, the recording options, timings.
 public enum OnlineRun {
     public static func train(
-        _ spec: OnlineRunSpec, precision: Precision, recording: RecordingOptions = RecordingOptions(), in folder: RunFolder,
-        commandLine: [String], gitCommit: String,
+        _ spec: OnlineRunSpec, precision: Precision, recording: RecordingOptions = RecordingOptions(), threads: Int = 1,
+        in folder: RunFolder, commandLine: [String], gitCommit: String,
         onIteration: (_ iteration: Int, _ loss: Double, _ seconds: Double) -> Void = { _, _, _ in }
     ) throws -> OnlineRunSummary {
         try recording.validate(iterations: spec.stimulus.iterations)
         switch precision {
-        case .float: return try train(Float.self, spec, recording, folder, commandLine, gitCommit, onIteration)
-        case .double: return try train(Double.self, spec, recording, folder, commandLine, gitCommit, onIteration)
+        case .float: return try train(Float.self, spec, recording, threads, folder, commandLine, gitCommit, onIteration)
+        case .double: return try train(Double.self, spec, recording, threads, folder, commandLine, gitCommit, onIteration)
         }
     }
 
     private static func train<S: Scalar>(
-        _: S.Type, _ spec: OnlineRunSpec, _ options: RecordingOptions, _ folder: RunFolder, _ commandLine: [String],
+        _: S.Type, _ spec: OnlineRunSpec, _ options: RecordingOptions, _ threads: Int, _ folder: RunFolder, _ commandLine: [String],
         _ gitCommit: String, _ onIteration: (Int, Double, Double) -> Void
     ) throws -> OnlineRunSummary {
         let s = spec.stimulus
         let sim = try OnlineSimulation<S>(
             parameters: spec.parameters, weights: spec.weights, stimulus: s,
-            weightRecorder: OnlineRecording.weightRecorder(options, spec.parameters, s))
+            weightRecorder: OnlineRecording.weightRecorder(options, spec.parameters, s), threads: threads)
         var recording = OnlineRecording(
             options, parameters: spec.parameters,
             recordedSteps: options.iterations.count(total: s.iterations) * s.iterationSteps(0).count)
@@ -103,6 +103,7 @@ public enum OnlineRun {
             generation: "online (NEST 3.10 eprop_iaf* / eprop_readout / eprop_synapse)", status: "complete",
             eprop_dense_version: RunOutput.version, git_commit: gitCommit, command_line: commandLine,
             init_source: spec.source, date_utc: ISO8601DateFormatter().string(from: Date()), precision: S.self == Float.self ? .float : .double,
+            threads: threads,
             parameters: p, recording: options, sequence_steps: s.sequence, group_size: s.groupSize,
             learning_window: s.lossWindow, iterations: s.iterations, simulated_steps: s.steps,
             loss: sim.loss, error: s.classify ? sim.errors : nil, recurrent_spikes: summary.recurrentSpikes,
@@ -130,6 +131,7 @@ struct OnlineRunRecord: Encodable {
     var init_source: String
     var date_utc: String
     var precision: Precision
+    var threads: Int
     var parameters: OnlineNetworkParameters
     var recording: RecordingOptions
     var sequence_steps: Int

@@ -28,7 +28,7 @@ import Foundation
 /// The SIMD code is instantiated in the concrete extensions at the end of the file (`columnsDouble`, ...): called
 /// from there, the generic kernels are specialized and inlined, which calls from the `@_specialize`d generic methods
 /// were not (measured with callgrind).
-final class OnlineProjection<S: Scalar> {
+final class OnlineProjection<S: Scalar>: OnlineShare {
     enum Target {
         /// Onto recurrent neurons: z_bar, e_bar, e_bar_reg (and epsilon for the adaptive models), g = L e_bar + F e_bar_reg.
         case recurrent
@@ -76,12 +76,26 @@ final class OnlineProjection<S: Scalar> {
     let v: UnsafeMutablePointer<S>
     /// Per-spike mode: the gradient summed since the presynaptic neuron's last spike.
     let gSum: UnsafeMutablePointer<S>
-    /// Scratch [nPost]: the gradient of one entry for the per-step optimizer call.
+    /// Scratch [threads, nPost], one row per thread: the gradient of one entry for the per-step optimizer call.
     let gColumn: UnsafeMutablePointer<S>
-    /// Scratch [nPost] (sparse projections): psi, F and L of one column's targets, gathered.
+    /// Scratch [threads, nPost] (sparse projections): psi, F and L of one column's targets, gathered.
     let psiColumn: UnsafeMutablePointer<S>
     let fColumn: UnsafeMutablePointer<S>
     let lColumn: UnsafeMutablePointer<S>
+    /// Helper threads that take shares of an entry's columns (nil: one thread), and the job they run.
+    let workers: OnlineWorkers?
+    private var job = Job()
+    /// Share w runs columns bounds[w] ..< bounds[w + 1] of the job's list: [threads + 1].
+    let bounds: UnsafeMutablePointer<Int>
+    /// The posted entry (trivial values only: the helpers read it without reference counting).
+    struct Job {
+        var list: UnsafePointer<Int>? = nil
+        var psi: UnsafePointer<S>? = nil, fReg: UnsafePointer<S>? = nil, L: UnsafePointer<S>? = nil
+        var plans: UnsafePointer<OnlineStepPlan<S>>? = nil
+        var shared: OnlineStepPlan<S>? = nil
+    }
+    /// Below this many synapses an entry runs on one thread (`onlineParallelMinimum`).
+    static var parallelMinimum: Int { onlineParallelMinimum }
 
     // MARK: per column, [nPre]
     /// z_bar_i (one per column: the targets share the propagator).
@@ -111,7 +125,7 @@ final class OnlineProjection<S: Scalar> {
     init(
         nPre: Int, nPost: Int, target: Target, adaptive: Bool, excludeDiagonal: Bool, cutoff: Int,
         alpha: Double, kappa: Double, kappaReg: Double, rho: Double, beta: Double,
-        optimizer p: OnlineOptimizerParameters, weights: [Double], mask: [Bool]? = nil
+        optimizer p: OnlineOptimizerParameters, weights: [Double], mask: [Bool]? = nil, workers: OnlineWorkers? = nil
     ) {
         precondition(weights.count == nPre * nPost, "weights: \(weights.count) values for [\(nPost), \(nPre)]")
         precondition(mask == nil || mask!.count == nPre * nPost, "mask: [\(nPost), \(nPre)] required")
@@ -165,10 +179,14 @@ final class OnlineProjection<S: Scalar> {
         m = zeros(n, p.kind == .adam)
         v = zeros(n, p.kind == .adam)
         gSum = zeros(n, !p.optimizeEachStep)
-        gColumn = zeros(nPost)
-        psiColumn = zeros(nPost, mask != nil)
-        fColumn = zeros(nPost, mask != nil)
-        lColumn = zeros(nPost, mask != nil)
+        let threads = 1 + (workers?.count ?? 0)
+        self.workers = workers
+        bounds = .allocate(capacity: threads + 1)
+        bounds.initialize(repeating: 0, count: threads + 1)
+        gColumn = zeros(threads * nPost)
+        psiColumn = zeros(threads * nPost, mask != nil)
+        fColumn = zeros(threads * nPost, mask != nil)
+        lColumn = zeros(threads * nPost, mask != nil)
         zBar = zeros(nPre)
         tLast = .allocate(capacity: max(nPre, 1))
         tLast.initialize(repeating: 0, count: max(nPre, 1))
@@ -191,6 +209,7 @@ final class OnlineProjection<S: Scalar> {
         for p in allocations { p.deallocate() }
         start.deallocate()
         targets?.deallocate()
+        bounds.deallocate()
         tLast.deallocate()
         decayPending.deallocate()
         live.deallocate()
@@ -245,7 +264,7 @@ final class OnlineProjection<S: Scalar> {
             // received the same calls since step 0, so their optimizer state is equal: one plan for all of them.
             for i in 0..<nPre { zBar[i] = alpha * zBar[i] + s[i] }
             let plan = optimizer.plan(column: 0, idx: tau + 1)
-            columns(nil, nPre, psi: psi, fReg: fReg, L: L, plans: nil, shared: plan)
+            run(nil, nPre, psi: psi, fReg: fReg, L: L, plans: nil, shared: plan)
             for i in 0..<nPre {
                 finish(column: i, plan)
                 if i > 0 && optimizer.etaChanged && optimizer.nOptimize[i] == 0 {
@@ -282,7 +301,7 @@ final class OnlineProjection<S: Scalar> {
             count &+= 1
         }
         guard count > 0 else { return }
-        columns(active, count, psi: psi, fReg: fReg, L: L, plans: perStep ? plans : nil, shared: nil)
+        run(active, count, psi: psi, fReg: fReg, L: L, plans: perStep ? plans : nil, shared: nil)
         for k in 0..<count {
             let i = active[k]
             if perStep {
@@ -294,22 +313,61 @@ final class OnlineProjection<S: Scalar> {
         }
     }
 
-    /// The synapses of `count` columns (`list[k]`, or column k without a list) for one entry: traces (§2), then
-    /// either G += g (per-spike mode: no plans) or the optimizer call of the column's plan with this g, SIMD-wide.
+    /// The synapses of `count` columns (`list[k]`, or column k without a list) for one entry, on this thread or
+    /// shared with the helper threads (split where each share holds about as many synapses).
     @inline(__always)
-    private func columns(
+    private func run(
         _ list: UnsafePointer<Int>?, _ count: Int, psi: UnsafePointer<S>, fReg: UnsafePointer<S>, L: UnsafePointer<S>,
         plans: UnsafePointer<OnlineStepPlan<S>>?, shared: OnlineStepPlan<S>?
+    ) {
+        guard let workers else {
+            columns(list, 0..<count, scratch: 0, psi: psi, fReg: fReg, L: L, plans: plans, shared: shared)
+            return
+        }
+        var synapses = 0
+        for k in 0..<count { let i = list?[k] ?? k; synapses &+= start[i + 1] &- start[i] }
+        guard synapses >= Self.parallelMinimum else {
+            columns(list, 0..<count, scratch: 0, psi: psi, fReg: fReg, L: L, plans: plans, shared: shared)
+            return
+        }
+        let threads = workers.count + 1, b = bounds
+        b[0] = 0
+        var k = 0, sum = 0
+        for w in 1..<threads {
+            let goal = synapses * w / threads
+            while k < count && sum < goal { let i = list?[k] ?? k; sum &+= start[i + 1] &- start[i]; k &+= 1 }
+            b[w] = k
+        }
+        b[threads] = count
+        job = Job(list: list, psi: psi, fReg: fReg, L: L, plans: plans, shared: shared)
+        workers.post(self)
+        columns(list, 0..<b[1], scratch: 0, psi: psi, fReg: fReg, L: L, plans: plans, shared: shared)
+        workers.wait()
+    }
+
+    /// Share w of the posted job (on helper thread w).
+    func runShare(_ w: Int) {
+        let j = job
+        columns(j.list, bounds[w]..<bounds[w + 1], scratch: w, psi: j.psi!, fReg: j.fReg!, L: j.L!, plans: j.plans, shared: j.shared)
+    }
+
+    /// The synapses of columns `range` of the list (or the columns themselves without a list) for one entry:
+    /// traces (§2), then either G += g (per-spike mode: no plans) or the optimizer call of the column's plan with this
+    /// g, SIMD-wide; with the scratch row of thread `scratch`.
+    @inline(__always)
+    private func columns(
+        _ list: UnsafePointer<Int>?, _ range: Range<Int>, scratch: Int, psi: UnsafePointer<S>, fReg: UnsafePointer<S>,
+        L: UnsafePointer<S>, plans: UnsafePointer<OnlineStepPlan<S>>?, shared: OnlineStepPlan<S>?
     ) {
         // The SIMD code runs in concrete (non-generic) methods: the optimizer specializes and inlines it there.
         if S.self == Double.self {
             unsafeDowncast(self, to: OnlineProjection<Double>.self).columnsDouble(
-                list, count, psi: retyped(psi, Double.self), fReg: retyped(fReg, Double.self), L: retyped(L, Double.self),
+                list, range, scratch, psi: retyped(psi, Double.self), fReg: retyped(fReg, Double.self), L: retyped(L, Double.self),
                 plans: plans.map { retyped($0, OnlineStepPlan<Double>.self) },
                 shared: unsafeBitCast(shared, to: OnlineStepPlan<Double>?.self))
         } else if S.self == Float.self {
             unsafeDowncast(self, to: OnlineProjection<Float>.self).columnsFloat(
-                list, count, psi: retyped(psi, Float.self), fReg: retyped(fReg, Float.self), L: retyped(L, Float.self),
+                list, range, scratch, psi: retyped(psi, Float.self), fReg: retyped(fReg, Float.self), L: retyped(L, Float.self),
                 plans: plans.map { retyped($0, OnlineStepPlan<Float>.self) },
                 shared: unsafeBitCast(shared, to: OnlineStepPlan<Float>?.self))
         } else {
@@ -320,13 +378,13 @@ final class OnlineProjection<S: Scalar> {
     /// `columns` with V = SIMD lanes of S.
     @inline(__always)
     fileprivate func columns<V: SIMD>(
-        _: V.Type, _ list: UnsafePointer<Int>?, _ count: Int, psi: UnsafePointer<S>, fReg: UnsafePointer<S>,
-        L: UnsafePointer<S>, plans: UnsafePointer<OnlineStepPlan<S>>?, shared: OnlineStepPlan<S>?
+        _: V.Type, _ list: UnsafePointer<Int>?, _ range: Range<Int>, _ scratch: Int, psi: UnsafePointer<S>,
+        fReg: UnsafePointer<S>, L: UnsafePointer<S>, plans: UnsafePointer<OnlineStepPlan<S>>?, shared: OnlineStepPlan<S>?
     ) where V.Scalar: BinaryFloatingPoint {
         let zBar = zBar
-        for k in 0..<count {
+        for k in range {
             let i = list?[k] ?? k
-            column(V.self, i, zb: zBar[i], psi: psi, fReg: fReg, L: L, plan: shared ?? plans?[k])
+            column(V.self, i, scratch, zb: zBar[i], psi: psi, fReg: fReg, L: L, plan: shared ?? plans?[k])
         }
     }
 
@@ -346,11 +404,12 @@ final class OnlineProjection<S: Scalar> {
     /// write g into `gColumn` and the optimizer pass reads it.
     @inline(__always)
     fileprivate func column<V: SIMD>(
-        _: V.Type, _ i: Int, zb zbS: S, psi psiS: UnsafePointer<S>, fReg fRegS: UnsafePointer<S>,
+        _: V.Type, _ i: Int, _ scratch: Int, zb zbS: S, psi psiS: UnsafePointer<S>, fReg fRegS: UnsafePointer<S>,
         L LS: UnsafePointer<S>, plan: OnlineStepPlan<S>?
     ) where V.Scalar: BinaryFloatingPoint {
         typealias T = V.Scalar
-        let base = start[i], n = start[i + 1] - base
+        let base = start[i], n = start[i + 1] - base, row = scratch * nPost
+        let gColumn = gColumn + row, psiColumn = psiColumn + row, fColumn = fColumn + row, lColumn = lColumn + row
         var (psiS, fRegS, LS) = (psiS, fRegS, LS)
         if let targets {
             // Sparse: psi, F and L of this column's targets, contiguous for the kernels.
@@ -521,14 +580,21 @@ final class OnlineProjection<S: Scalar> {
     }
 }
 
+/// Synapses an entry (or a network) must hold for helper threads to pay: measured on this project's 2-core machines,
+/// 2 threads ran NEST's sine-wave example (20 100 synapses) 1.4x slower than one (helpers spinning beside the main
+/// thread, a post per projection and step), and a 600 + 600 network (720 600 synapses) 1.8x faster; between the two,
+/// a bound of 32 768.
+let onlineParallelMinimum = 32_768
+
 // The SIMD kernels, instantiated in concrete code: 4 doubles or 8 floats per AVX2 register.
 extension OnlineProjection where S == Double {
     @inline(never)
     func columnsDouble(
-        _ list: UnsafePointer<Int>?, _ count: Int, psi: UnsafeMutablePointer<Double>, fReg: UnsafeMutablePointer<Double>,
-        L: UnsafeMutablePointer<Double>, plans: UnsafeMutablePointer<OnlineStepPlan<Double>>?, shared: OnlineStepPlan<Double>?
+        _ list: UnsafePointer<Int>?, _ range: Range<Int>, _ scratch: Int, psi: UnsafeMutablePointer<Double>,
+        fReg: UnsafeMutablePointer<Double>, L: UnsafeMutablePointer<Double>, plans: UnsafeMutablePointer<OnlineStepPlan<Double>>?,
+        shared: OnlineStepPlan<Double>?
     ) {
-        columns(SIMD4<Double>.self, list, count, psi: psi, fReg: fReg, L: L, plans: plans, shared: shared)
+        columns(SIMD4<Double>.self, list, range, scratch, psi: psi, fReg: fReg, L: L, plans: plans, shared: shared)
     }
 
     @inline(never)
@@ -538,10 +604,11 @@ extension OnlineProjection where S == Double {
 extension OnlineProjection where S == Float {
     @inline(never)
     func columnsFloat(
-        _ list: UnsafePointer<Int>?, _ count: Int, psi: UnsafeMutablePointer<Float>, fReg: UnsafeMutablePointer<Float>,
-        L: UnsafeMutablePointer<Float>, plans: UnsafeMutablePointer<OnlineStepPlan<Float>>?, shared: OnlineStepPlan<Float>?
+        _ list: UnsafePointer<Int>?, _ range: Range<Int>, _ scratch: Int, psi: UnsafeMutablePointer<Float>,
+        fReg: UnsafeMutablePointer<Float>, L: UnsafeMutablePointer<Float>, plans: UnsafeMutablePointer<OnlineStepPlan<Float>>?,
+        shared: OnlineStepPlan<Float>?
     ) {
-        columns(SIMD8<Float>.self, list, count, psi: psi, fReg: fReg, L: L, plans: plans, shared: shared)
+        columns(SIMD8<Float>.self, list, range, scratch, psi: psi, fReg: fReg, L: L, plans: plans, shared: shared)
     }
 
     @inline(never)
