@@ -31,6 +31,9 @@ Groups:
   threads   the example and the N-MNIST network with 2 threads each (NEST: total_num_virtual_procs 2; eprop-dense:
             --threads 2, which starts no helper for networks below 131 072 synapses, these two among them: it then runs
             on one thread), Float64 and Float32.
+  large     a network above eprop-dense's threshold for helper threads: NEST's test setup (eprop_iaf, Adam every step,
+            cutoff 100) with 600 inputs and 600 recurrent neurons (720 600 synapses), T 100, 3 iterations; one thread
+            each and 2 threads each.
   modes     eprop-dense alone: what the exact lazy semantics cost against the every-step path (spec §5.3). On the
             example's network and on the N-MNIST-sized one: (a) NEST's settings (cutoff 100, per spike), exact
             algorithm; (b) cutoff infinite, optimize_each_step, exact algorithm; (c) the same, every-step algorithm
@@ -61,9 +64,11 @@ NEST_ONLINE_EXPORT = os.path.join(ROOT, "notebooks-data", "crossval", "nest_onli
 SELF = os.path.abspath(__file__)
 
 TARGET_RATIO = 100.0  # issue 12: per training sequence, one thread each
-GROUPS = ("example", "nmnist", "threads", "modes")
+GROUPS = ("example", "nmnist", "threads", "large", "modes")
 # run() arguments of nest_online_export.py (its --config keys).
 EXAMPLE = {"model": "eprop_iaf", "n": 100, "T": 1000, "iterations": 5, "setup": "example"}
+# Large enough for eprop-dense's helper threads (nest_online_export.run's arguments).
+LARGE = {"model": "eprop_iaf", "n": 600, "T": 100, "iterations": 3, "target_periods": [100, 50, 33, 20]}
 # NEST's N-MNIST example (nest_online_nmnist.run's arguments): its sizes and sparsity, groups of 10 samples.
 NMNIST = {"setup": "nmnist", "model": "eprop_iaf", "n_rec": 150, "group_size": 10, "n_iter_train": 2, "n_iter_test": 1}
 # The synthetic N-MNIST folder it trains on (nmnist_synthetic.generate's arguments): 4000 events per sample.
@@ -249,11 +254,15 @@ def main():
                         "5 iterations, s per training sequence")
         nmnist_what = ("NEST's N-MNIST example (1196 in, 150 rec, 10 out, T 300, sparse 25 %/1 %/100 %, GD per spike) on "
                        f"synthetic N-MNIST files ({NMNIST_DATA['n_events']} events each), 30 sequences, s per training sequence")
+        large_what = ("600 in, 600 rec, 1 out (NEST's test setup: Adam every step, cutoff 100), T 100, 3 iterations, "
+                      "s per training sequence")
         for name, group, config, what in (
                 ("example", "example", EXAMPLE, example_what + ", 1 thread each"),
                 ("nmnist", "nmnist", nmnist, nmnist_what + ", 1 thread each"),
                 ("example_2threads", "threads", with_threads(EXAMPLE, 2), example_what + ", 2 threads each"),
-                ("nmnist_2threads", "threads", with_threads(nmnist, 2), nmnist_what + ", 2 threads each")):
+                ("nmnist_2threads", "threads", with_threads(nmnist, 2), nmnist_what + ", 2 threads each"),
+                ("large", "large", LARGE, large_what + ", 1 thread each"),
+                ("large_2threads", "large", with_threads(LARGE, 2), large_what + ", 2 threads each")):
             if group not in groups and not ("modes" in groups and name in ("example", "nmnist")):
                 continue
             pairs = {"double": [], "float": []}

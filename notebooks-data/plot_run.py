@@ -85,6 +85,7 @@ class Run:
             raise FileNotFoundError(f"run folder {path} does not exist")
         self.path = os.path.abspath(path)
         self.config = {}
+        self.eta_per_iteration = None  # online classification runs: the eta of each iteration (0: a test iteration)
         self.offset_out = OFFSET_OUT
         run_json = os.path.join(self.path, "run.json")
         if os.path.exists(run_json):
@@ -96,7 +97,9 @@ class Run:
             else:
                 self.config = record.get("config", {})
                 if str(record.get("generation", "")).startswith("online"):  # eprop-dense --model eprop_iaf...
-                    self.config = {"sequence": record["sequence_steps"]}
+                    # An iteration is group_size sequences (the N-MNIST example; 1 otherwise).
+                    self.config = {"sequence": record["sequence_steps"] * record.get("group_size", 1)}
+                    self.eta_per_iteration = record.get("eta_per_iteration")
                     self.offset_out = OFFSET_OUT_ONLINE
         self._cache = {}
 
@@ -244,7 +247,19 @@ def plot_training_error(run):
     if np.all(loss > 0) and loss.max() / loss.min() > 10:
         ax.set_yscale("log")
     ax.set_ylabel("training error (unitless)")
-    if run.has("accuracy.npy"):  # classification: cross entropy, and the accuracy on a second axis
+    if run.has("error.npy"):  # the online N-MNIST example: MSE, and the classification error on a second axis
+        ax.set_title(r"loss $E = \frac{1}{2} \langle \sum_{t \in window} \sum_k (y_k^t - y_k^{*,t})^2 \rangle$ "
+                     "and classification error", fontsize=10)
+        ax_err = ax.twinx()
+        ax_err.plot(iters, run.load("error.npy"), c=RED, alpha=0.7, lw=0.8, marker=marker, ms=3, label="error")
+        ax_err.set_ylabel("classification error (fraction)", color=RED)
+        ax_err.set_ylim(0, 1.02)
+        if run.eta_per_iteration:  # test iterations (eta 0) shaded
+            for n, e in enumerate(run.eta_per_iteration):
+                if e == 0:
+                    ax.axvspan(n + 0.5, n + 1.5, color="0.85", alpha=0.5, lw=0)
+            ax.text(0.99, 0.02, "shaded: test iterations (eta 0)", transform=ax.transAxes, ha="right", fontsize=8)
+    elif run.has("accuracy.npy"):  # classification: cross entropy, and the accuracy on a second axis
         ax.set_title(r"cross entropy $E = -\langle \sum_k \pi_k^* \log \pi_k \rangle$ (recall window) and accuracy",
                      fontsize=10)
         ax_acc = ax.twinx()
@@ -254,7 +269,7 @@ def plot_training_error(run):
     else:
         ax.set_title(r"training error $E = \frac{1}{2} \sum_{t,k} (y_k^t - y_k^{*,t})^2$, $E_k$: part of readout $k$",
                      fontsize=10)
-    if run.has("accuracy.npy"):
+    if run.has("accuracy.npy") or run.has("error.npy"):
         ax.legend(loc="lower left", fontsize=8)
     else:
         ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
@@ -280,6 +295,8 @@ def _input_spikes(run):
     frozen pattern input_spike_bool_seq.npy, which repeats identically every iteration."""
     if run.has("spikes_in_times_ms.npy") and run.has("spikes_in_senders.npy"):
         return run.load("spikes_in_times_ms.npy"), run.load("spikes_in_senders.npy")
+    if run.has("input_spike_steps.npy"):  # the online N-MNIST example: every input spike's stamp (1 ms steps)
+        return run.load("input_spike_steps.npy").astype(float), run.load("input_spike_senders.npy")
     pattern = run.load("input_spike_bool_seq.npy", "the input raster (or spikes_in_times_ms.npy)")
     senders, steps = np.nonzero(pattern)
     T = pattern.shape[1]
@@ -507,6 +524,8 @@ def plot_weight_matrices(run):
 def plot_evaluation(run):
     run = _as_run(run)
     if not run.has("evaluation.csv"):
+        if run.has("error.npy"):
+            raise NotRecorded("the online N-MNIST example's test iterations are in the training-error figure (shaded)")
         raise NotRecorded("no held-out split evaluated (run with --test-data)")
     table = np.genfromtxt(os.path.join(run.path, "evaluation.csv"), delimiter=",", names=True, ndmin=1)
     confusion = run.load("confusion_matrix.npy", "the evaluation figure")[-1]  # [C, C]: row = class, column = class given

@@ -629,7 +629,7 @@ PERTURBATIONS = [
     ("w_rec_rec", "one w_rec_rec weight + 1e-6"),
     ("w_rec_out", "one w_rec_out weight - 1e-6"),
     ("weight_shape", "w_rec_out transposed"),
-    ("trace", "one rec_V_m sample + 1e-6"),
+    ("trace", "one rec_V_m sample + 1e-6 of max |V_m|"),
     ("wr_weight", "one weight-recorder weight + 1e-6"),
 ]
 RECORDING_PERTURBATIONS = {"trace", "wr_weight"}  # only for exports with recordings
@@ -700,7 +700,10 @@ def fake_engine_output(nest_dir, out_dir, perturb=None):
     for name in os.listdir(nest_dir):  # the recordings, as NEST wrote them
         if name.startswith(("rec_", "out_", "wr_")) and name.endswith(".npy"):
             a = np.asarray(load(nest_dir, name)).copy()
-            if (perturb == "trace" and name == "rec_V_m.npy") or (perturb == "wr_weight" and name == "wr_weights.npy"):
+            if perturb == "trace" and name == "rec_V_m.npy":
+                # 1e-6 of the largest |V_m| (the tolerance is relative to it; the final update's +1000 mV is in it).
+                a.flat[a.size // 2] += 1e-6 * max(1.0, float(np.abs(a).max()))
+            if perturb == "wr_weight" and name == "wr_weights.npy":
                 a.flat[a.size // 2] += 1e-6
             np.save(os.path.join(out_dir, name), a)
     order = np.lexsort((senders, stamps))

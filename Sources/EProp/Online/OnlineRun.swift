@@ -106,7 +106,7 @@ public enum OnlineRun {
             threads: threads,
             parameters: p, recording: options, sequence_steps: s.sequence, group_size: s.groupSize,
             learning_window: s.lossWindow, iterations: s.iterations, simulated_steps: s.steps,
-            loss: sim.loss, error: s.classify ? sim.errors : nil, recurrent_spikes: summary.recurrentSpikes,
+            loss: sim.loss, error: s.classify ? sim.errors : nil, eta_per_iteration: Self.etaPerIteration(s), recurrent_spikes: summary.recurrentSpikes,
             timings: .init(total_s: seconds, per_iteration_mean_s: summary.secondsPerIteration),
             peak_memory_mb: summary.peakMemoryMB)
         do { try recordJSON(record).write(to: folder.url("run.json"), options: .atomic) } catch {
@@ -114,6 +114,17 @@ public enum OnlineRun {
         }
         try folder.commit()
         return summary
+    }
+}
+
+extension OnlineRun {
+    /// The eta set last before each iteration's first step, nil without eta changes.
+    static func etaPerIteration(_ s: OnlineStimulus) -> [Double]? {
+        guard !s.etaChangeSteps.isEmpty else { return nil }
+        return (0..<s.iterations).map { n in
+            let first = n * s.groupSize * s.sequence
+            return s.etaChangeSteps.indices.last { s.etaChangeSteps[$0] <= first }.map { s.etaChangeValues[$0] } ?? 1e-4
+        }
     }
 }
 
@@ -141,6 +152,8 @@ struct OnlineRunRecord: Encodable {
     var simulated_steps: Int
     var loss: [Double]
     var error: [Double]?
+    /// The eta in force at the start of each iteration where the run changes it (the N-MNIST example's phases).
+    var eta_per_iteration: [Double]?
     var recurrent_spikes: Int
     var timings: Timings
     var peak_memory_mb: Double
