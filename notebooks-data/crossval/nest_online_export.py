@@ -104,6 +104,16 @@ def weights(nest, pre, post):
     return w
 
 
+def initial_weights(nest, nrns_in, nrns_rec, nrns_out):
+    """The four matrices of an export's initial state, read back from NEST: {name: [post, pre]}."""
+    return {
+        "w_in_rec_init": weights(nest, nrns_in, nrns_rec),
+        "w_rec_rec_init": weights(nest, nrns_rec, nrns_rec),
+        "w_rec_out_init": weights(nest, nrns_rec, nrns_out),
+        "w_out_rec_feedback": weights(nest, nrns_out, nrns_rec),
+    }
+
+
 RECORD_N, RECORD_W = 2, 5  # recurrent neurons sampled by the multimeter, senders/targets of the weight recorder
 
 
@@ -314,12 +324,7 @@ def run(model, out_dir, optimizer=None, n=100, rec=None, out=None, opt_overrides
         gen_final = nest.Create("spike_generator", 1, {"spike_times": [float(task + delay_in_rec)]})
         nest.Connect(gen_final, nrns_in + nrns_rec, "all_to_all", {"weight": 1000.0})
 
-    init = {
-        "w_in_rec_init": weights(nest, nrns_in, nrns_rec),
-        "w_rec_rec_init": weights(nest, nrns_rec, nrns_rec),
-        "w_rec_out_init": weights(nest, nrns_rec, nrns_out),
-        "w_out_rec_feedback": weights(nest, nrns_out, nrns_rec),
-    }
+    init = initial_weights(nest, nrns_in, nrns_rec, nrns_out)
     nest.Simulate(float(sim))
 
     ev = mm_out.get("events")

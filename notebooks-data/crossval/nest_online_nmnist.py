@@ -63,7 +63,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 import nmnist_synthetic  # noqa: E402  (the pixel numbering and NEST's blocklist)
-from nest_online_export import RECORD_N, RECORD_W, recordings, weights  # noqa: E402
+from nest_online_export import RECORD_N, RECORD_W, initial_weights, recordings, weights  # noqa: E402
 
 MODELS = ("eprop_iaf", "eprop_iaf_adapt", "eprop_iaf_psc_delta", "eprop_iaf_psc_delta_adapt")
 SEQUENCE = 300  # steps (ms) per sample
@@ -265,12 +265,7 @@ def run(out_dir, data_dir, *, model="eprop_iaf", n_rec=150, n_out=10, group_size
     gen_final = nest.Create("spike_generator", 1)
     nest.Connect(gen_final, nrns_in + nrns_rec, "all_to_all", {"weight": 1000.0})
 
-    init = {
-        "w_in_rec_init": weights(nest, nrns_in, nrns_rec),
-        "w_rec_rec_init": weights(nest, nrns_rec, nrns_rec),
-        "w_rec_out_init": weights(nest, nrns_rec, nrns_out),
-        "w_out_rec_feedback": weights(nest, nrns_out, nrns_rec),
-    }
+    init = initial_weights(nest, nrns_in, nrns_rec, nrns_out)
     masks = {
         "mask_in_rec": mask(nest, nrns_in, nrns_rec),
         "mask_rec_rec": mask(nest, nrns_rec, nrns_rec),

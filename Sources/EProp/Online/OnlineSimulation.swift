@@ -127,11 +127,7 @@ public struct OnlineStimulus: Sendable, Equatable {
             }
         }
         if finalUpdate && task + 2 < steps { perStep[task + 2] = (0..<Int32(nIn)).map { $0 } }
-        var offsets = [0], indices = [Int32]()
-        for s in perStep {
-            indices += s
-            offsets.append(indices.count)
-        }
+        let (offsets, indices) = csr(perStep)
         var y = [Double](repeating: 0, count: steps * nOut)
         var lambda = [Double](repeating: 0, count: steps)
         for t in offset..<steps {
@@ -148,6 +144,16 @@ public struct OnlineStimulus: Sendable, Equatable {
 }
 
 extension OnlineStimulus {
+    /// The inputs of every step as CSR: offsets [steps + 1] and the inputs in step order.
+    static func csr(_ perStep: [[Int32]]) -> (offsets: [Int], indices: [Int32]) {
+        var offsets = [0], indices = [Int32]()
+        for s in perStep {
+            indices += s
+            offsets.append(indices.count)
+        }
+        return (offsets, indices)
+    }
+
     /// The layout of NEST's N-MNIST example: a stream of labelled sequences of T steps, sequence s starting at step
     /// 2 + s T (generators offset by 1 ms, the parrot's step).
     /// * inputSteps, inputSenders [E]: each input spike's stamp (generator time + 1 ms) and input, ascending steps;
@@ -167,11 +173,7 @@ extension OnlineStimulus {
         var perStep = [[Int32]](repeating: [], count: steps)
         for (t, i) in zip(inputSteps, inputSenders) where t < steps { perStep[t].append(Int32(i)) }
         if let f = finalUpdateStep, f + 1 < steps { perStep[f + 1] += (0..<Int32(nIn)).map { $0 } }
-        var offsets = [0], indices = [Int32]()
-        for s in perStep {
-            indices += s
-            offsets.append(indices.count)
-        }
+        let (offsets, indices) = csr(perStep)
         var y = [Double](repeating: 0, count: steps * nOut)
         var lambda = [Double](repeating: 0, count: steps)
         if samples > 0 {
