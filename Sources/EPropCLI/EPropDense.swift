@@ -33,6 +33,9 @@ public struct EPropDense: ParsableCommand {
         if let (name, _) = [("group-size", task.groupSize != nil), ("test-iterations", task.testIterations != nil)].first(where: \.1) {
             throw ValidationError("invalid --\(name): only NEST's N-MNIST example of the online generation (--model eprop_iaf... with --train-data and --test-data N-MNIST folders) takes it")
         }
+        if task.connectionProbability != nil {
+            throw ValidationError("invalid --connection-probability: only the online generation's generated tasks (--model eprop_iaf...) take it")
+        }
         if task.trainData != nil, let t = task.task, t != .eventClassification {
             throw ValidationError("invalid --task: --train-data trains task event-classification, not \(t.rawValue)")
         }

@@ -25,10 +25,12 @@ extension EPropDense {
             throw ValidationError("invalid --task: the online generation (--model \(model.rawValue)) trains NEST's online sine-wave example (sine-waves) or, with --train-data and --test-data, its N-MNIST example (event-classification), not \(t.rawValue)")
         }
         try refuseOptionsTheOnlineRunDoesNotTake(
-            source: "--model \(model.rawValue) trains NEST's online sine-wave example with the script's parameters; it takes --seed, --iterations, --task sine-waves and the output options",
-            allowing: ["seed", "iterations"])
+            source: "--model \(model.rawValue) trains NEST's online sine-wave example with the script's parameters; it takes --seed, --iterations, --task sine-waves, --connection-probability and the output options",
+            allowing: ["seed", "iterations"], features: ["connection-probability"])
         if let n = task.iterations, n < 1 { throw ValidationError("invalid --iterations: >= 1 required") }
-        return OnlineSineWaveTask.generate(model, preset: .example, seed: UInt32(task.seed ?? 1), iterations: task.iterations ?? Self.onlineExampleIterations)
+        return OnlineSineWaveTask.generate(
+            model, preset: .example, seed: UInt32(task.seed ?? 1), iterations: task.iterations ?? Self.onlineExampleIterations,
+            connectionProbability: try task.connectionProbabilities())
     }
 
     /// NEST's N-MNIST example (`OnlineNMNISTTask`) on the N-MNIST folders --train-data and --test-data.
@@ -38,7 +40,8 @@ extension EPropDense {
         }
         try refuseOptionsTheOnlineRunDoesNotTake(
             source: "--model \(model.rawValue) with --train-data trains NEST's N-MNIST example with the script's parameters; it takes --seed, --iterations, --n-rec, --group-size, --test-iterations, the data and the output options",
-            allowing: ["seed", "iterations", "nRec", "trainData", "testData", "task"], features: ["train-data", "test-data", "group-size", "test-iterations"])
+            allowing: ["seed", "iterations", "nRec", "trainData", "testData", "task"],
+            features: ["train-data", "test-data", "group-size", "test-iterations", "connection-probability"])
         var s = OnlineNMNISTTask.Settings()
         s.model = model
         for (name, value) in [("iterations", task.iterations), ("n-rec", task.nRec), ("group-size", task.groupSize), ("test-iterations", task.testIterations)] {
@@ -49,6 +52,7 @@ extension EPropDense {
         s.groupSize = task.groupSize ?? s.groupSize
         s.testIterations = task.testIterations ?? s.testIterations
         s.seed = UInt32(task.seed ?? 1)
+        if let p = try task.connectionProbabilities() { s.sparsity = (1 - p.inRec, 1 - p.recRec, 1 - p.recOut) }
         do {
             let (train, test) = (try NMNISTFolder(URL(fileURLWithPath: trainDir)), try NMNISTFolder(URL(fileURLWithPath: testDir)))
             return try OnlineNMNISTTask.generate(s, train: train, test: test)
@@ -92,6 +96,7 @@ extension EPropDense {
             ("task", task.task != nil && task.`init` != nil), ("model", neuron.model != nil && task.`init` != nil),
             ("kernel", engine.kernel != nil), ("gradient", engine.gradient != nil),
             ("group-size", task.groupSize != nil), ("test-iterations", task.testIterations != nil),
+            ("connection-probability", task.connectionProbability != nil),
         ].filter { $0.1 && !allowedFeatures.contains($0.0) }.map { "--\($0.0)" }
         if let first = features.first { throw ValidationError("invalid \(first): \(source)") }
         if let first = changed.first { throw ValidationError("invalid \(Self.option(forConfigKey: first)): \(source)") }

@@ -38,6 +38,19 @@ public struct TaskOptions: ParsableArguments {
     public var groupSize: Int?
     @Option(help: "Online generation, NEST's N-MNIST example: test iterations (groups of the test split, eta 0) after the training iterations (default 2).")
     public var testIterations: Int?
+    @Option(help: "Online generation: sparse connectivity, the probability that a synapse exists, one for all projections or P_IN,P_REC,P_OUT (input -> recurrent, recurrent -> recurrent, recurrent -> readout), masks drawn as NEST's N-MNIST script draws them (default: the sine-wave example 1, N-MNIST 0.25,0.01,1). A mask file comes with an export (--init).")
+    public var connectionProbability: String?
+
+    /// `--connection-probability` as three probabilities in [0, 1], or nil.
+    public func connectionProbabilities() throws -> (inRec: Double, recRec: Double, recOut: Double)? {
+        guard let text = connectionProbability else { return nil }
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 1 || parts.count == 3, parts.allSatisfy({ $0 != nil && (0...1).contains($0!) }) else {
+            throw ValidationError("invalid --connection-probability: one probability in [0, 1], or three (P_IN,P_REC,P_OUT), required; got '\(text)'")
+        }
+        let p = parts.map { $0! }
+        return p.count == 1 ? (p[0], p[0], p[0]) : (p[0], p[1], p[2])
+    }
     @Option(help: "Number of input neurons (tutorial: \(tutorial.nIn); from the arrays with --init).")
     public var nIn: Int?
     @Option(help: "Number of recurrent neurons (tutorial: \(tutorial.nRec); from the arrays with --init).")

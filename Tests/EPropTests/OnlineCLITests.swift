@@ -168,6 +168,17 @@ final class OnlineCLITests: XCTestCase {
             XCTAssertTrue(r.stderr.contains(named), "\(args): \(r.stderr)")
             XCTAssertFalse(FileManager.default.fileExists(atPath: out), "nothing written for \(args)")
         }
+        // --connection-probability: probabilities in [0, 1], one or three; the legacy generation refuses it.
+        for (args, message) in [
+            (["--model", "eprop_iaf", "--connection-probability", "1.5"], "invalid --connection-probability: one probability in [0, 1]"),
+            (["--model", "eprop_iaf", "--connection-probability", "0.5,0.5"], "invalid --connection-probability: one probability in [0, 1]"),
+            (["--model", "alif", "--connection-probability", "0.5"], "invalid --connection-probability: only the online generation"),
+        ] {
+            let r = try runCLI(args + ["--out", out, "--iterations", "1"])
+            XCTAssertEqual(r.status, 64, "\(args): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains(message), "\(args): \(r.stderr)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out), "nothing written for \(args)")
+        }
         // --threads is taken (recorded in run.json; this network is below the helpers' threshold).
         let r = try runCLI(["--init", nest, "--out", out, "--threads", "2", "--quiet"])
         XCTAssertEqual(r.status, 0, r.stderr)

@@ -115,3 +115,27 @@ final class OnlineSparseTests: XCTestCase {
         XCTAssertEqual(refusal { _ in }, "accepted")
     }
 }
+
+/// Sparse connectivity against NEST 3.10: NEST's sine-wave example with connection probabilities 0.5 / 0.2 / 1
+/// (notebooks-data/reference/nest-3.10-online-variants/sparse_example_iaf_p0.5_0.2_1).
+final class OnlineSparseNESTTests: XCTestCase {
+    let dir = onlineReferenceRoot.appendingPathComponent("nest-3.10-online-variants/sparse_example_iaf_p0.5_0.2_1")
+
+    /// The export replays bit for bit, and `OnlineSineWaveTask.generate(connectionProbability:)` (the CLI's
+    /// `--connection-probability`) draws NEST's masks, weights and pattern from seed 1.
+    func testSparseExampleEqualsNESTBitForBit() throws {
+        let ref = try OnlineReference(dir: dir)
+        let sim = try OnlineSimulation<Double>(parameters: ref.parameters, weights: ref.weights, stimulus: ref.stimulus)
+        sim.run()
+        assertSameOnlineSpikes(sim, ref)
+        XCTAssertEqual(sim.loss, ref.loss)
+        for (k, name) in OnlineReference.names {
+            XCTAssertEqual(sim.weights(k, stored: true), ref.final[k]!, "\(name)_final")
+            XCTAssertEqual(sim.mask(k), try NPY.read(dir.appendingPathComponent("mask_\(name.dropFirst(2)).npy")).values.map { $0 != 0 })
+        }
+        XCTAssertEqual(ref.weights.maskRec!.filter { $0 }.count, 1938)
+        let generated = OnlineSineWaveTask.generate(.eprop_iaf, preset: .example, seed: 1, iterations: 2, connectionProbability: (0.5, 0.2, 1))
+        XCTAssertEqual(generated.weights, ref.weights)
+        XCTAssertEqual(generated.stimulus, ref.stimulus)
+    }
+}

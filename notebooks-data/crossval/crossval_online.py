@@ -258,6 +258,14 @@ CONFIGS = [
     # recurrent layer, on the synthetic N-MNIST dataset nest_online_export.py generates (NMNIST_SYNTHETIC: 3 training
     # and 2 test samples per digit, 600 events each, seed 7): 1196 inputs, 10 readouts, groups of 5 samples of 300
     # steps, 3 training iterations (eta 5e-7) and 1 test iteration (eta 0), forced final update. Each about 1.5 s.
+    # Sparse connectivity on the sine-wave task (masks drawn after the target, connected where the masked weights are
+    # non-zero, as NEST's N-MNIST script does; `eprop-dense --connection-probability` draws the same).
+    {"name": "sparse_example_iaf", "quick": True,
+     "what": "the example's setup with connection probabilities 0.5 / 0.2 / 1 (in_rec / rec_rec / rec_out), 40+40, 2 iterations",
+     "nest": {"model": "eprop_iaf", "n": 40, "T": 1000, "iterations": 2, "setup": "example",
+              "connection_probability": [0.5, 0.2, 1.0]}},
+    {"name": "sparse_psc_delta_adam", "what": "eprop_iaf_psc_delta, Adam per step, connection probabilities 0.3 / 0.1 / 0.5",
+     "nest": small("eprop_iaf_psc_delta", "adam", connection_probability=[0.3, 0.1, 0.5])},
     # Mixed populations (several Create calls joined into one recurrent population) and per-neuron parameters.
     {"name": "mixed_iaf_alif_adam_tau_per_neuron", "what": "mixed: 25 eprop_iaf + 15 eprop_iaf_adapt (tau_m 20), Adam per "
                                                           "step, tau_m per neuron 20-26 ms, recorders on the iaf neurons",
@@ -473,6 +481,8 @@ def compare(nest_dir, eng_dir):
         problems.append(problem)
     if is_classification(p):
         problems += compare_classification(nest_dir, eng_dir, p, row)
+    if has_masks(nest_dir):
+        problems += compare_masks(nest_dir, eng_dir)
     if os.path.exists(os.path.join(nest_dir, "rec_V_m.npy")):
         problems += compare_recordings(nest_dir, eng_dir, row)
     return row, problems
@@ -486,10 +496,14 @@ def is_classification(p):
 MASKS = ["mask_in_rec", "mask_rec_rec", "mask_rec_out"]  # [post, pre] bool: an eprop_synapse exists
 
 
+def has_masks(folder):
+    """A sparse export (mask_*.npy: N-MNIST, or connection_probability)."""
+    return os.path.exists(os.path.join(folder, "mask_in_rec.npy"))
+
+
 def compare_classification(nest_dir, eng_dir, p, row):
     """Classification exports: the error per iteration (the number of misclassified samples, exactly; first differing
-    iteration reported), the masks (exactly; the engine writes mask_*.npy too) and the engine's final weights outside
-    NEST's masks (exactly 0). Fills row["error"]; returns problems."""
+    iteration reported). Fills row["error"]; returns problems."""
     problems = []
     G = int(p["group_size"])
     e_nest = np.asarray(load(nest_dir, "error.npy"), dtype=np.float64)
@@ -510,6 +524,13 @@ def compare_classification(nest_dir, eng_dir, p, row):
                             f"{len(bad)} iterations differ")
         else:
             row["error"] = "equal"
+    return problems
+
+
+def compare_masks(nest_dir, eng_dir):
+    """Sparse exports (mask_*.npy): the masks (exactly; the engine writes mask_*.npy too) and the engine's final
+    weights outside NEST's masks (exactly 0); returns problems."""
+    problems = []
     for name in MASKS:
         m_nest = np.asarray(load(nest_dir, f"{name}.npy")).astype(bool)
         m_eng = np.asarray(load(eng_dir, f"{name}.npy"))
@@ -635,6 +656,8 @@ PERTURBATIONS = [
 RECORDING_PERTURBATIONS = {"trace", "wr_weight"}  # only for exports with recordings
 CLASSIFICATION_PERTURBATIONS = [  # only for classification exports
     ("error_flip", "one sample of the last iteration classified the other way (error +- 1/group_size)"),
+]
+MASK_PERTURBATIONS = [  # only for exports with masks
     ("mask_flip", "one mask_rec_rec entry flipped"),
     ("masked_weight", "a final w_rec_rec weight of 1e-20 where NEST has no synapse (within the weight tolerances)"),
 ]
@@ -680,13 +703,15 @@ def fake_engine_output(nest_dir, out_dir, perturb=None):
         weights["w_rec_out"] = weights["w_rec_out"].T.copy()
     if is_classification(p):
         error = np.asarray(load(nest_dir, "error.npy"), dtype=np.float64).copy()
-        masks = {m: np.asarray(load(nest_dir, f"{m}.npy")).astype(bool).copy() for m in MASKS}
         if perturb == "error_flip":
             step = 1.0 / p["group_size"]
             old = float(error[-1])
             error[-1] = old - step if old >= step else old + step
             note = f"last iteration's error {old!r} -> {float(error[-1])!r}"
-        elif perturb in ("mask_flip", "masked_weight"):
+        np.save(os.path.join(out_dir, "error.npy"), error)
+    if has_masks(nest_dir):
+        masks = {m: np.asarray(load(nest_dir, f"{m}.npy")).astype(bool).copy() for m in MASKS}
+        if perturb in ("mask_flip", "masked_weight"):
             m = masks["mask_rec_rec"]
             post, pre = (int(x) for x in np.argwhere(~m)[0])  # the first entry without a synapse (dense: an autapse)
             if perturb == "mask_flip":
@@ -694,7 +719,6 @@ def fake_engine_output(nest_dir, out_dir, perturb=None):
             else:
                 weights["w_rec_rec"][post, pre] = 1e-20
             note = f"[post {post}, pre {pre}]"
-        np.save(os.path.join(out_dir, "error.npy"), error)
         for m, a in masks.items():
             np.save(os.path.join(out_dir, f"{m}.npy"), a)
     for name in os.listdir(nest_dir):  # the recordings, as NEST wrote them
@@ -723,6 +747,8 @@ def self_test(nest_dir, folder):
     perturbations = [(k, w) for k, w in PERTURBATIONS if recorded or k not in RECORDING_PERTURBATIONS]
     if is_classification(p):
         perturbations += CLASSIFICATION_PERTURBATIONS
+    if has_masks(nest_dir):
+        perturbations += MASK_PERTURBATIONS
     for perturb, what in perturbations:
         out = os.path.join(folder, f"selftest_{perturb or 'exact'}")
         note = fake_engine_output(nest_dir, out, perturb)

@@ -104,6 +104,16 @@ def weights(nest, pre, post):
     return w
 
 
+def mask(nest, pre, post):
+    """[post, pre] bool: True where an eprop_synapse pre -> post exists."""
+    m = np.zeros((len(post), len(pre)), dtype=bool)
+    conns = nest.GetConnections(source=pre, target=post, synapse_model="eprop_synapse")
+    if len(conns):
+        st = conns.get(["source", "target"])
+        m[np.asarray(st["target"]) - post[0].global_id, np.asarray(st["source"]) - pre[0].global_id] = True
+    return m
+
+
 def initial_weights(nest, nrns_in, nrns_rec, nrns_out):
     """The four matrices of an export's initial state, read back from NEST: {name: [post, pre]}."""
     return {
@@ -130,7 +140,7 @@ def recordings(mm, nodes, names, prefix):
 
 def run(model, out_dir, optimizer=None, n=100, rec=None, out=None, opt_overrides=None, *, n_in=None, n_rec=None,
         n_out=1, T=100, iterations=5, seed=1, setup="test", target_periods=None, final_update=None, flush_in=None,
-        description=None, record=False, threads=1, more_populations=None, per_neuron=None):
+        description=None, record=False, threads=1, more_populations=None, per_neuron=None, connection_probability=None):
     """Builds and simulates one configuration; without overrides, test_eprop_regression's for `model`. `threads`: NEST's
     virtual processes (1 for the cross-validation; Benchmarks/online_side_by_side.py also times 2).
 
@@ -143,7 +153,9 @@ def run(model, out_dir, optimizer=None, n=100, rec=None, out=None, opt_overrides
     example), flush_in (flush_event_send_interval of the input parrots, default NEST's: none), more_populations (mixed
     populations: a list of {"model", "n", "rec"}, created after the first population, which keeps n_rec minus their
     sizes; each gets its model's settings of the setup, then "rec"), per_neuron ({name: [n_rec values]}, set on the
-    recurrent neurons one by one after they are created, e.g. a tau_m per neuron).
+    recurrent neurons one by one after they are created, e.g. a tau_m per neuron), connection_probability ([p_in, p_rec,
+    p_out]: sparse connectivity, masks drawn after the target as NEST's N-MNIST script draws them (create_mask with
+    sparsity 1 - p), the plastic synapses then connected where the masked weights are non-zero, as that script does).
     """
     import nest
 
@@ -274,9 +286,10 @@ def run(model, out_dir, optimizer=None, n=100, rec=None, out=None, opt_overrides
     all_to_all = {"rule": "all_to_all", "allow_autapses": False}
     static = {"synapse_model": "static_synapse", "delay": 1.0}
     nest.Connect(gen_in, nrns_in, {"rule": "one_to_one"}, static)
-    nest.Connect(nrns_in, nrns_rec, all_to_all, dict(syn, weight=w_in))
-    nest.Connect(nrns_rec, nrns_rec, all_to_all, dict(syn, weight=w_rec))
-    nest.Connect(nrns_rec, nrns_out, all_to_all, dict(syn, weight=w_out))
+    if connection_probability is None:
+        nest.Connect(nrns_in, nrns_rec, all_to_all, dict(syn, weight=w_in))
+        nest.Connect(nrns_rec, nrns_rec, all_to_all, dict(syn, weight=w_rec))
+        nest.Connect(nrns_rec, nrns_out, all_to_all, dict(syn, weight=w_out))
     nest.Connect(
         nrns_out,
         nrns_rec,
@@ -318,6 +331,16 @@ def run(model, out_dir, optimizer=None, n=100, rec=None, out=None, opt_overrides
          for t in targets]
     )
     gen_window.set({"amplitude_times": [float(total_offset)], "amplitude_values": [1.0]})
+    if connection_probability is not None:
+        # Sparse: after every other draw, the N-MNIST script's create_mask and sparsely_connect per projection.
+        for w, p, pre, post in zip((w_in, w_rec, w_out), connection_probability, (nrns_in, nrns_rec, nrns_rec),
+                                   (nrns_rec, nrns_rec, nrns_out)):
+            w *= np.random.choice([0, 1], w.shape, p=[1.0 - p, p]).astype(w.dtype)
+            targets_idx, sources_idx = np.where(w)
+            if len(targets_idx):
+                nest.Connect(np.array(pre.tolist())[sources_idx], np.array(post.tolist())[targets_idx], {"rule": "one_to_one"},
+                             dict(syn, weight=w[targets_idx, sources_idx].astype(np.float64),
+                                  delay=np.full(len(targets_idx), 1.0)))
     if final_update:
         # The examples' forced final update: one spike of weight 1000 at task + 1 ms into every parrot and recurrent
         # neuron, so that every presynaptic neuron's synapses are brought up to date at the end.
@@ -325,6 +348,9 @@ def run(model, out_dir, optimizer=None, n=100, rec=None, out=None, opt_overrides
         nest.Connect(gen_final, nrns_in + nrns_rec, "all_to_all", {"weight": 1000.0})
 
     init = initial_weights(nest, nrns_in, nrns_rec, nrns_out)
+    if connection_probability is not None:
+        masks = {"mask_in_rec": mask(nest, nrns_in, nrns_rec), "mask_rec_rec": mask(nest, nrns_rec, nrns_rec),
+                 "mask_rec_out": mask(nest, nrns_rec, nrns_out)}
     nest.Simulate(float(sim))
 
     ev = mm_out.get("events")
@@ -369,6 +395,8 @@ def run(model, out_dir, optimizer=None, n=100, rec=None, out=None, opt_overrides
         # The initial weights are float32 draws (NEST holds them exactly in double): stored as float32, exactly.
         assert np.array_equal(arrays[name].astype(np.float32).astype(np.float64), arrays[name]), name
         arrays[name] = arrays[name].astype(np.float32)
+    if connection_probability is not None:
+        arrays.update(masks)
     for name, a in arrays.items():
         np.save(os.path.join(out_dir, name + ".npy"), a)
     extra = {}

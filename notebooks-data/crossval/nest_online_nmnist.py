@@ -63,7 +63,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 import nmnist_synthetic  # noqa: E402  (the pixel numbering and NEST's blocklist)
-from nest_online_export import RECORD_N, RECORD_W, initial_weights, recordings, weights  # noqa: E402
+from nest_online_export import RECORD_N, RECORD_W, initial_weights, mask, recordings, weights  # noqa: E402
 
 MODELS = ("eprop_iaf", "eprop_iaf_adapt", "eprop_iaf_psc_delta", "eprop_iaf_psc_delta_adapt")
 SEQUENCE = 300  # steps (ms) per sample
@@ -126,16 +126,6 @@ class Samples:
 def glorot(fan_in, fan_out):
     limit = np.sqrt(3.0 * (1.0 / max(1.0, (fan_in + fan_out) / 2.0)))
     return np.random.uniform(low=-limit, high=limit, size=(fan_in, fan_out))
-
-
-def mask(nest, pre, post):
-    """[post, pre] bool: True where an eprop_synapse pre -> post exists."""
-    m = np.zeros((len(post), len(pre)), dtype=bool)
-    conns = nest.GetConnections(source=pre, target=post, synapse_model="eprop_synapse")
-    if len(conns):
-        st = conns.get(["source", "target"])
-        m[np.asarray(st["target"]) - post[0].global_id, np.asarray(st["source"]) - pre[0].global_id] = True
-    return m
 
 
 def run(out_dir, data_dir, *, model="eprop_iaf", n_rec=150, n_out=10, group_size=100, n_iter_train=10, n_iter_test=2,

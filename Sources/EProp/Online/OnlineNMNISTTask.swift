@@ -73,17 +73,9 @@ public enum OnlineNMNISTTask {
         var wOut = (0..<nOut * nRec).map { q in glorot[(q % nRec) * nOut + q / nRec] * scale }
         // randn(n_rec, n_out) / scale.
         let feedback = (0..<nRec * nOut).map { _ in rng.normal() / scale }
-        // create_mask: choice([0, 1], shape, p=[level, 1 - level]) draws uniform u and keeps the synapse iff
-        // u >= cdf[0] = level / (level + (1 - level)); the weights are multiplied by it, and NEST connects where the
-        // product is non-zero (an absent synapse reads +0).
-        func applyMask(_ w: inout [Double], _ level: Double) -> [Bool] {
-            let cut = level / (level + (1 - level))
-            w = w.map { x in rng.uniform() >= cut ? x : 0 }
-            return w.map { $0 != 0 }
-        }
-        let maskIn = applyMask(&wIn, s.sparsity.inRec)
-        let maskRec = applyMask(&wRec, s.sparsity.recRec)
-        let maskOut = applyMask(&wOut, s.sparsity.recOut)
+        let maskIn = rng.createMask(&wIn, sparsity: s.sparsity.inRec)
+        let maskRec = rng.createMask(&wRec, sparsity: s.sparsity.recRec)
+        let maskOut = rng.createMask(&wOut, sparsity: s.sparsity.recOut)
         let weights = OnlineWeights(
             wIn: wIn, wRec: wRec, wOut: wOut, feedback: feedback, maskIn: maskIn, maskRec: maskRec, maskOut: maskOut)
         // The loaders' orders (training split first), then the groups: training iterations, then test iterations.
@@ -119,6 +111,18 @@ public enum OnlineNMNISTTask {
         return OnlineRunSpec(
             parameters: p, weights: weights, stimulus: stimulus, task: .classification(labels: samples.map { $0.folder.labels[$0.index] }),
             source: "NEST's N-MNIST example, seed \(s.seed), \(train.url.path) and \(test.url.path)")
+    }
+}
+
+extension NumpyRandomState {
+    /// NEST's N-MNIST script's `create_mask` applied to weights: `choice([0, 1], shape, p=[level, 1 - level])` draws a
+    /// uniform u per weight (C order) and keeps it iff u >= cdf[0] = level / (level + (1 - level)); the weights are
+    /// multiplied by the mask, and NEST connects where the product is non-zero (an absent synapse reads +0). Returns
+    /// where synapses exist.
+    public mutating func createMask(_ w: inout [Double], sparsity level: Double) -> [Bool] {
+        let cut = level / (level + (1 - level))
+        w = w.map { x in uniform() >= cut ? x : 0 }
+        return w.map { $0 != 0 }
     }
 }
 

@@ -37,7 +37,13 @@ public enum OnlineSineWaveTask {
     public static func sequence(_ preset: Preset) -> Int { preset == .example ? 1000 : 100 }
 
     /// The run with `seed`: parameters, weights, input pattern and target drawn in the script's order.
-    public static func generate(_ model: OnlineNeuronModel, preset: Preset, seed: UInt32 = 1, iterations: Int) -> OnlineRunSpec {
+    /// - connectionProbability: sparse connectivity (not in the script): after its draws, masks for input ->
+    ///   recurrent, recurrent -> recurrent and recurrent -> readout drawn from the same generator as NEST's N-MNIST
+    ///   script draws them (`createMask` with sparsity 1 - p); nil: every synapse.
+    public static func generate(
+        _ model: OnlineNeuronModel, preset: Preset, seed: UInt32 = 1, iterations: Int,
+        connectionProbability: (inRec: Double, recRec: Double, recOut: Double)? = nil
+    ) -> OnlineRunSpec {
         let p = parameters(model, preset: preset)
         let (nIn, nRec, nOut, T) = (p.nIn, p.nRec, p.nOut, sequence(preset))
         var rng = NumpyRandomState(seed: seed)
@@ -52,7 +58,7 @@ public enum OnlineSineWaveTask {
         func times(_ m: Matrix<Double>) -> [Double] { m.flat().map { Double(Float($0) * scale) } }
         func over(_ m: Matrix<Double>) -> [Double] { m.flat().map { Double(Float($0) / scale) } }
         let scaled: Set<OnlineNeuronModel> = preset == .example ? [.eprop_iaf] : [.eprop_iaf, .eprop_iaf_adapt]
-        let weights = OnlineWeights(
+        var weights = OnlineWeights(
             wIn: scaled.contains(model) ? times(wIn) : wIn.flat(), wRec: scaled.contains(model) ? times(wRec) : wRec.flat(),
             wOut: times(wOut), feedback: scaled.contains(model) ? times(feedback) : model.isPscDelta ? over(feedback) : feedback.flat())
         // rand(T, n_in) < 0.05, transposed to [n_in, T]; step 0 is kept (the parrots relay it).
@@ -61,6 +67,11 @@ public enum OnlineSineWaveTask {
         for s in 0..<T { for i in 0..<nIn where u[s][i] < 0.05 { pattern[i * T + s] = true } }
         var target: [Double] = []
         for _ in 0..<nOut { target += InfiniteLoopTask.superimposedSines(&rng, steps: T, periods: [1000, 500, 333, 200]) }
+        if let p = connectionProbability {
+            weights.maskIn = rng.createMask(&weights.wIn, sparsity: 1 - p.inRec)
+            weights.maskRec = rng.createMask(&weights.wRec, sparsity: 1 - p.recRec)
+            weights.maskOut = rng.createMask(&weights.wOut, sparsity: 1 - p.recOut)
+        }
         let stimulus = OnlineStimulus.frozenPattern(
             pattern: pattern, nIn: nIn, target: target, nOut: nOut, sequence: T, iterations: iterations,
             steps: iterations * T + 5, finalUpdate: preset == .example)
