@@ -8,7 +8,7 @@ final class OnlineThreadsTests: XCTestCase {
     /// A network above the helpers' threshold (264 + 264 neurons, 140 k synapses), NEST's test setup, drawn from a
     /// seed: per-step Adam with the cutoff, and per-spike gradient descent.
     private func network(perSpike: Bool) -> (OnlineNetworkParameters, OnlineWeights, OnlineStimulus) {
-        let (n, T, iterations) = (264, 100, 3)
+        let (n, T, iterations) = (264, 100, 2)
         var p = OnlineSineWaveTask.parameters(.eprop_iaf, preset: .test)
         (p.nIn, p.nRec) = (n, n)
         p.optimizer.optimizeEachStep = !perSpike
