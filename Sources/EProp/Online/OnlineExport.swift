@@ -74,40 +74,7 @@ public enum OnlineExport {
             throw fail("model", "one of \(OnlineNeuronModel.allCases.map(\.rawValue).joined(separator: ", ")) required")
         }
         let nRec = try int("n_rec")
-        // The recurrent populations: the first (model, params_rec) and `more_populations`; a list value gives each
-        // neuron of its population its own value (NEST's SetStatus with a list).
-        var populations: [(model: OnlineNeuronModel, count: Int, params: Any?, name: String)] = []
-        var others = 0
-        if let more = json["more_populations"] {
-            guard let list = more as? [[String: Any]] else { throw fail("more_populations", "a list of {model, n, params_rec} required") }
-            for (q, g) in list.enumerated() {
-                let name = "more_populations[\(q)]"
-                guard let m = (g["model"] as? String).flatMap(OnlineNeuronModel.init(rawValue:)) else {
-                    throw fail("\(name).model", "one of \(OnlineNeuronModel.allCases.map(\.rawValue).joined(separator: ", ")) required")
-                }
-                guard let k = g["n"] as? Double, k == k.rounded(), k >= 1 else { throw fail("\(name).n", "an integer >= 1 required") }
-                populations.append((m, Int(k), g["params_rec"], "\(name).params_rec"))
-                others += Int(k)
-            }
-        }
-        guard nRec > others else { throw fail("n_rec", "more neurons than more_populations hold (\(others)) required") }
-        populations.insert((model, nRec - others, json["params_rec"], "params_rec"), at: 0)
-        var groups: [OnlineRecurrentGroup] = []
-        for pop in populations {
-            guard let d = pop.params as? [String: Any] else { throw OnlineParameterError("\(file): \(pop.name)", "an object required") }
-            let perNeuron = d.filter { $0.value is [Any] }
-            for (key, list) in perNeuron where (list as! [Any]).count != pop.count {
-                throw OnlineParameterError("\(file): \(pop.name).\(key)", "one value per neuron (\(pop.count)) required")
-            }
-            for k in 0..<(perNeuron.isEmpty ? 1 : pop.count) {
-                var r = OnlineRecurrentParameters(model: pop.model)
-                try apply(d.mapValues { ($0 as? [Any])?[k] ?? $0 }, named: pop.name, in: file, to: &r)
-                let count = perNeuron.isEmpty ? pop.count : 1
-                if let last = groups.last, last.parameters == r { groups[groups.count - 1].count += count } else {
-                    groups.append(OnlineRecurrentGroup(count: count, parameters: r))
-                }
-            }
-        }
+        let groups = try recurrentGroups(json, model: model, nRec: nRec, file: file)
         var p = OnlineNetworkParameters(nIn: try int("n_in"), nRec: nRec, nOut: try int("n_out"), recurrent: groups[0].parameters)
         p.moreRecurrent = Array(groups.dropFirst())
         try apply(json["params_out"], named: "params_out", in: file, to: &p.readout)
@@ -200,6 +167,46 @@ public enum OnlineExport {
             groupSize: groupSize, etaPerIteration: eta, finalUpdateStep: finalStep, steps: steps)
         return OnlineRunSpec(
             parameters: p, weights: weights, stimulus: stimulus, task: .classification(labels: labels), source: "--init \(folder.path)")
+    }
+
+    /// The recurrent groups of `params.json`: the first population (`model`, `params_rec`) and `more_populations`; a
+    /// list value gives each neuron of its population its own value (NEST's SetStatus with a list). Consecutive equal
+    /// groups are merged.
+    static func recurrentGroups(_ json: [String: Any], model: OnlineNeuronModel, nRec: Int, file: String) throws -> [OnlineRecurrentGroup] {
+        func fail(_ key: String, _ condition: String) -> OnlineParameterError { OnlineParameterError("\(file): \(key)", condition) }
+        var populations: [(model: OnlineNeuronModel, count: Int, params: Any?, name: String)] = []
+        var others = 0
+        if let more = json["more_populations"] {
+            guard let list = more as? [[String: Any]] else { throw fail("more_populations", "a list of {model, n, params_rec} required") }
+            for (q, g) in list.enumerated() {
+                let name = "more_populations[\(q)]"
+                guard let m = (g["model"] as? String).flatMap(OnlineNeuronModel.init(rawValue:)) else {
+                    throw fail("\(name).model", "one of \(OnlineNeuronModel.allCases.map(\.rawValue).joined(separator: ", ")) required")
+                }
+                guard let k = g["n"] as? Double, k == k.rounded(), k >= 1 else { throw fail("\(name).n", "an integer >= 1 required") }
+                populations.append((m, Int(k), g["params_rec"], "\(name).params_rec"))
+                others += Int(k)
+            }
+        }
+        guard nRec > others else { throw fail("n_rec", "more neurons than more_populations hold (\(others)) required") }
+        populations.insert((model, nRec - others, json["params_rec"], "params_rec"), at: 0)
+        var groups: [OnlineRecurrentGroup] = []
+        for pop in populations {
+            guard let d = pop.params as? [String: Any] else { throw OnlineParameterError("\(file): \(pop.name)", "an object required") }
+            let perNeuron = d.filter { $0.value is [Any] }
+            for (key, list) in perNeuron where (list as! [Any]).count != pop.count {
+                throw OnlineParameterError("\(file): \(pop.name).\(key)", "one value per neuron (\(pop.count)) required")
+            }
+            for k in 0..<(perNeuron.isEmpty ? 1 : pop.count) {
+                var r = OnlineRecurrentParameters(model: pop.model)
+                try apply(d.mapValues { ($0 as? [Any])?[k] ?? $0 }, named: pop.name, in: file, to: &r)
+                let count = perNeuron.isEmpty ? pop.count : 1
+                if let last = groups.last, last.parameters == r { groups[groups.count - 1].count += count } else {
+                    groups.append(OnlineRecurrentGroup(count: count, parameters: r))
+                }
+            }
+        }
+        return groups
     }
 
     /// Writes the stimulus arrays of `spec` as `load` reads them (into a run folder, so that it compares with the
