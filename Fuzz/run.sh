@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 seconds="${1:-600}"; shift || true
-targets=("${@:-npy init checkpoint events}")
+targets=("${@:-npy init checkpoint events nmnist}")
 mkdir -p .build-fuzz
 # The engine's release flags, as Package.swift sets them: -O, plus the AVX2/FMA target on x86-64
 # unless EPROP_DENSE_PORTABLE=1 (bounds and overflow checks stay on, as in the shipped build).
@@ -16,7 +16,7 @@ for t in ${targets[@]}; do
     bin=".build-fuzz/fuzz-$t"
     swiftc -sanitize=fuzzer,address -parse-as-library "${flags[@]}" -module-name EPropFuzz \
         -Xcc -fmodule-map-file=Sources/COpenBLAS/module.modulemap -I Sources/COpenBLAS \
-        "$src" Sources/EProp/*.swift -o "$bin" -lopenblas -llapacke 2>&1 | grep -v "ld.gold: warning" || true
+        "$src" Sources/EProp/*.swift Sources/EProp/Online/*.swift -o "$bin" -lopenblas -llapacke 2>&1 | grep -v "ld.gold: warning" || true
     mkdir -p ".build-fuzz/corpus-$t"
     echo "== fuzzing $t for $seconds s"
     ASAN_OPTIONS=detect_leaks=0 "$bin" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=4096 -detect_leaks=0 -artifact_prefix=.build-fuzz/ ".build-fuzz/corpus-$t" "Fuzz/corpus/$t" 2>&1 | tail -n 5
