@@ -30,12 +30,7 @@ public struct EPropDense: ParsableCommand {
     /// `initial` (an `--init` export) or `patterns` (`--input`/`--target`) the sizes come from
     /// their arrays, and options that disagree with them are refused.
     public func resolvedConfig(initial: NetworkInit? = nil, patterns: Patterns? = nil) throws -> TrainingConfig {
-        if let (name, _) = [("group-size", task.groupSize != nil), ("test-iterations", task.testIterations != nil)].first(where: \.1) {
-            throw ValidationError("invalid --\(name): only NEST's N-MNIST example of the online generation (--model eprop_iaf... with --train-data and --test-data N-MNIST folders) takes it")
-        }
-        if task.connectionProbability != nil {
-            throw ValidationError("invalid --connection-probability: only the online generation's generated tasks (--model eprop_iaf...) take it")
-        }
+        try refuseOnlineOnlyOptions()
         if task.trainData != nil, let t = task.task, t != .eventClassification {
             throw ValidationError("invalid --task: --train-data trains task event-classification, not \(t.rawValue)")
         }
@@ -160,10 +155,21 @@ public struct EPropDense: ParsableCommand {
         return plan
     }
 
+    /// The online generation's own options, refused on the legacy paths (new run, --resume, --evaluate).
+    func refuseOnlineOnlyOptions() throws {
+        if let (name, _) = [("group-size", task.groupSize != nil), ("test-iterations", task.testIterations != nil)].first(where: \.1) {
+            throw ValidationError("invalid --\(name): only NEST's N-MNIST example of the online generation (--model eprop_iaf... with --train-data and --test-data N-MNIST folders) takes it")
+        }
+        if task.connectionProbability != nil {
+            throw ValidationError("invalid --connection-probability: only the online generation's generated tasks (--model eprop_iaf...) take it")
+        }
+    }
+
     public func run() throws {
         let group = try joinProcessGroup()
         defer { group.finish() }
         do {
+            if output.evaluate != nil || output.resume != nil { try refuseOnlineOnlyOptions() }
             if let trained = output.evaluate {
                 guard group.size == 1 else { throw ValidationError("invalid --evaluate: an evaluation runs in one process (start it without mpirun)") }
                 return try evaluateOnly(trained)

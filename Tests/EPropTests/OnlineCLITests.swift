@@ -179,6 +179,17 @@ final class OnlineCLITests: XCTestCase {
             XCTAssertTrue(r.stderr.contains(message), "\(args): \(r.stderr)")
             XCTAssertFalse(FileManager.default.fileExists(atPath: out), "nothing written for \(args)")
         }
+        // ... and so do --resume and --evaluate of a legacy run.
+        let legacy = tmp.appendingPathComponent("legacy").path
+        XCTAssertEqual(try runCLI(["--iterations", "1", "--checkpoint-every", "1", "--out", legacy, "--quiet"]).status, 0)
+        for (args, named) in [
+            (["--resume", legacy, "--iterations", "2", "--connection-probability", "0.5"], "--connection-probability"),
+            (["--evaluate", legacy, "--group-size", "3"], "--group-size"),
+        ] {
+            let r = try runCLI(args + ["--quiet"])
+            XCTAssertEqual(r.status, 64, "\(args): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("invalid \(named)"), "\(args): \(r.stderr)")
+        }
         // --threads is taken (recorded in run.json; this network is below the helpers' threshold).
         let r = try runCLI(["--init", nest, "--out", out, "--threads", "2", "--quiet"])
         XCTAssertEqual(r.status, 0, r.stderr)
