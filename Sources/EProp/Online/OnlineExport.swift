@@ -219,9 +219,11 @@ public enum OnlineExport {
             try folder.write(NPYArray(shape: [nOut, s.sequence], values: target), "target_signal_seq.npy")
         case .classification(let labels):
             var steps: [Double] = [], senders: [Double] = []
+            // Without the forced final update's spikes: the last nIn entries of the step after its own.
             let finalStep = s.recurrentExtraInputSteps.first.map { $0 + 1 }
-            for t in 0..<s.steps where t != finalStep {
-                for q in s.inputOffsets[t]..<s.inputOffsets[t + 1] {
+            for t in 0..<s.steps {
+                let end = s.inputOffsets[t + 1] - (t == finalStep ? nIn : 0)
+                for q in s.inputOffsets[t]..<end {
                     steps.append(Double(t))
                     senders.append(Double(s.inputIndices[q]))
                 }

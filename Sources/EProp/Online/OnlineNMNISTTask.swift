@@ -58,7 +58,7 @@ public enum OnlineNMNISTTask {
 
     /// The run of `settings` on the splits `train` and `test`.
     public static func generate(_ s: Settings, train: NMNISTFolder, test: NMNISTFolder) throws -> OnlineRunSpec {
-        var p = parameters(s.model, nRec: s.nRec)
+        let p = parameters(s.model, nRec: s.nRec)
         let (nIn, nRec, nOut, T, G) = (p.nIn, s.nRec, classes, sequence, s.groupSize)
         try requireOnline(G > 0, "groupSize", "groupSize > 0 required")
         try requireOnline(s.trainIterations >= 0 && s.testIterations >= 0, "iterations", "iterations >= 0 required")
@@ -102,7 +102,6 @@ public enum OnlineNMNISTTask {
         // Each phase simulates its group (G T steps); then 2 + 1 steps, the final-update spike at task + 1 + 1 ms
         // (task = iterations G T + 2) and 3 more steps.
         let task = iterations * G * T + 2
-        p.optimizer.eta = 1e-4
         let stimulus = OnlineStimulus.classification(
             inputSteps: order.map { inputSteps[$0] }, inputSenders: order.map { inputSenders[$0] }, nIn: nIn,
             labels: samples.map { $0.folder.labels[$0.index] }, nOut: nOut, sequence: T, learningWindow: learningWindow,

@@ -94,8 +94,6 @@ final class OnlineProjection<S: Scalar>: OnlineShare {
         var plans: UnsafePointer<OnlineStepPlan<S>>? = nil
         var shared: OnlineStepPlan<S>? = nil
     }
-    /// Below this many synapses an entry runs on one thread (`onlineParallelMinimum`).
-    static var parallelMinimum: Int { onlineParallelMinimum }
 
     // MARK: per column, [nPre]
     /// z_bar_i (one per column: the targets share the propagator).
@@ -326,7 +324,7 @@ final class OnlineProjection<S: Scalar>: OnlineShare {
         }
         var synapses = 0
         for k in 0..<count { let i = list?[k] ?? k; synapses &+= start[i + 1] &- start[i] }
-        guard synapses >= Self.parallelMinimum else {
+        guard synapses >= onlineParallelMinimum else {
             columns(list, 0..<count, scratch: 0, psi: psi, fReg: fReg, L: L, plans: plans, shared: shared)
             return
         }
